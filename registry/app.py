@@ -1,0 +1,159 @@
+"""The application factory: `create_app(config)` wires storage, routes and middleware."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import secrets as pysecrets
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+from aiohttp import web
+from aiohttp.abc import AbstractAccessLogger
+
+from storage.backends import build_backends
+from storage.base import NotFound, PackageStore, RegistryDatabase, StorageError
+
+from .config import Config
+from .errors import RegistryError
+from .logs import REQUEST_ID
+from .rules import storage_folder
+from .state import ensure_secret
+
+LOG = logging.getLogger(__name__)
+ACCESS_LOG = logging.getLogger("tarhold.access")
+
+CONFIG = web.AppKey("config", Config)
+STORE = web.AppKey("store", PackageStore)
+DATABASE = web.AppKey("database", RegistryDatabase)
+SECRET = web.AppKey("secret", str)
+
+HEALTH_TIMEOUT = 5.0
+REQUEST_ID_HEADER = "X-Request-Id"
+DROPPED_HEADERS = frozenset({"content-type", "content-length"})
+SAFE_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def json_error(status: int, message: str, headers: dict[str, str] | None = None) -> web.Response:
+    return web.json_response({"error": message}, status=status, headers=headers)
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Request id, one access line, and every failure rendered as `{"error": ...}`."""
+    incoming = request.headers.get(REQUEST_ID_HEADER, "")
+    request_id = incoming if SAFE_REQUEST_ID.fullmatch(incoming) else pysecrets.token_hex(8)
+    request["request_id"] = request_id
+    token = REQUEST_ID.set(request_id)
+    response: web.StreamResponse
+    try:
+        try:
+            response = await handler(request)
+        except web.HTTPException as exc:
+            if exc.status < 400:
+                raise
+            message = exc.reason if exc.status != 404 else "not found"
+            kept = {k: v for k, v in exc.headers.items() if k.lower() not in DROPPED_HEADERS}
+            response = json_error(exc.status, message, kept)
+        except RegistryError as exc:
+            response = json_error(exc.status, exc.message, exc.headers)
+        except NotFound as exc:
+            response = json_error(404, str(exc) or "not found")
+        except StorageError:
+            LOG.exception("storage failed")
+            response = json_error(503, f"storage is unavailable (request id {request_id})")
+        except (asyncio.CancelledError, ConnectionResetError):
+            raise
+        except Exception:
+            LOG.exception("unhandled error in %s %s", request.method, request.path)
+            response = json_error(500, f"internal error (request id {request_id})")
+        if not response.prepared:
+            response.headers[REQUEST_ID_HEADER] = request_id
+        return response
+    finally:
+        REQUEST_ID.reset(token)
+
+
+class AccessLogger(AbstractAccessLogger):
+    """One line per request, written after the body went out (so bytes are exact)."""
+
+    def log(self, request: web.BaseRequest, response: web.StreamResponse, duration: float) -> None:
+        request_id = request.get("request_id", "-")
+        token = REQUEST_ID.set(request_id)
+        try:
+            user = request.get("user") or "-"
+            duration_ms = round(duration * 1000, 1)
+            # body_length counts the header bytes too; prefer the body's own size.
+            size = response.content_length
+            if size is None:
+                size = response.body_length
+            self.logger.info(
+                "%s %s %s %s %.1fms %s",
+                request.method, request.rel_url.path, response.status,
+                size, duration_ms, user,
+                extra={
+                    "method": request.method, "path": request.rel_url.path,
+                    "status": response.status, "bytes": size,
+                    "duration_ms": duration_ms, "user": user,
+                },
+            )
+        finally:
+            REQUEST_ID.reset(token)
+
+
+SERVER_KWARGS = {"access_log_class": AccessLogger, "access_log": ACCESS_LOG}
+
+
+async def ping(request: web.Request) -> web.Response:
+    return web.json_response({})
+
+
+async def health(request: web.Request) -> web.Response:
+    app = request.app
+    checks = {"store": app[STORE].check_health(), "database": app[DATABASE].check_health()}
+    results: dict[str, dict[str, str]] = {}
+    healthy = True
+    for name, check in checks.items():
+        try:
+            await asyncio.wait_for(check, HEALTH_TIMEOUT)
+            results[name] = {"status": "ok"}
+        except (StorageError, asyncio.TimeoutError) as exc:
+            healthy = False
+            results[name] = {"status": "error", "error": str(exc) or "timed out"}
+    return web.json_response(
+        {"status": "ok" if healthy else "error", "checks": results}, status=200 if healthy else 503
+    )
+
+
+def create_app(config: Config) -> web.Application:
+    """The whole registry for one config; storage opens on startup, closes on cleanup."""
+    app = web.Application(middlewares=[error_middleware], client_max_size=config.max_body_size)
+    app[CONFIG] = config
+    store, database = build_backends(
+        config.store.backend,
+        path=config.store.path,
+        section=config.store.section,
+        folder=storage_folder(config.packages),
+    )
+    app[STORE] = store
+    app[DATABASE] = database
+    app.cleanup_ctx.append(storage_ctx)
+    app.router.add_get("/-/ping", ping)
+    app.router.add_get("/health", health)
+    return app
+
+
+async def storage_ctx(app: web.Application) -> AsyncIterator[None]:
+    store, database = app[STORE], app[DATABASE]
+    await store.open()
+    try:
+        await database.open()
+        try:
+            app[SECRET] = await ensure_secret(database)
+            yield
+        finally:
+            await database.close()
+    finally:
+        await store.close()

@@ -1,0 +1,56 @@
+"""Logging: a request id on every line of a request, pretty or JSON lines."""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import sys
+import time
+
+import orjson
+
+from .config import LogConfig
+
+REQUEST_ID: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
+
+
+class RequestIdFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.request_id = REQUEST_ID.get()
+        return True
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+            + f".{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "request_id": getattr(record, "request_id", "-"),
+            "msg": record.getMessage(),
+        }
+        for key in ("method", "path", "status", "bytes", "duration_ms", "user"):
+            if hasattr(record, key):
+                entry[key] = getattr(record, key)
+        if record.exc_info:
+            entry["exc"] = self.formatException(record.exc_info)
+        return orjson.dumps(entry).decode()
+
+
+PRETTY = "%(asctime)s %(levelname)-5s [%(request_id)s] %(name)s: %(message)s"
+
+
+def configure_logging(config: LogConfig, stream=sys.stderr) -> None:  # type: ignore[no-untyped-def]
+    """Install one handler on the root logger, replacing any earlier one."""
+    handler = logging.StreamHandler(stream)
+    handler.addFilter(RequestIdFilter())
+    handler.setFormatter(JsonFormatter() if config.format == "json" else logging.Formatter(PRETTY))
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(config.level)
+    # botocore logs credentials-resolution chatter at INFO; keep it at warnings.
+    for noisy in ("botocore", "aiobotocore", "aiohttp.access"):
+        logging.getLogger(noisy).setLevel(max(config.level, logging.WARNING))

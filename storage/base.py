@@ -1,0 +1,190 @@
+"""The two storage contracts: files of a package, and the registry database.
+
+Every backend implements one of the ABCs below and translates its SDK's errors
+into the exceptions defined here, so nothing above `storage/` ever sees a
+botocore, sqlite3 or OSError exception for an expected condition.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+PACKUMENT_FILE = "package.json"
+
+
+class StorageError(Exception):
+    """A backend failed in a way the caller cannot fix by retrying the same call."""
+
+
+class NotFound(StorageError):
+    """The packument, tarball or item does not exist."""
+
+
+class Conflict(StorageError):
+    """A conditional write lost: someone else wrote first (or the object is gone)."""
+
+
+class ConfigError(ValueError):
+    """An invalid configuration value; the message names the key."""
+
+    def __init__(self, key: str, problem: str) -> None:
+        super().__init__(f"config: {key}: {problem}")
+        self.key = key
+        self.problem = problem
+
+
+@dataclass(frozen=True)
+class StoredPackument:
+    """Bytes of a packument and the token a conditional write must present."""
+
+    data: bytes
+    token: str
+
+
+class TarballReader(abc.ABC):
+    """An open tarball: its size and etag, and its bytes as an async stream.
+
+    Use as `async with`; iterating yields chunks until the end of the file.
+    """
+
+    size: int
+    etag: str
+
+    @abc.abstractmethod
+    def __aiter__(self) -> AsyncIterator[bytes]: ...
+
+    @abc.abstractmethod
+    async def aclose(self) -> None:
+        """Release the underlying file or HTTP connection."""
+
+    async def __aenter__(self) -> TarballReader:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+
+# Maps a package name to its storage folder (the `storage:` of the matching
+# `packages:` rule, "" when none), as Verdaccio does.
+StorageFolder = Callable[[str], str]
+
+
+def no_folder(name: str) -> str:
+    return ""
+
+
+class PackageStore(abc.ABC):
+    """Files of one package, addressed by package name.
+
+    Keys: `{keyPrefix}/{storage folder}/{name}/package.json` and
+    `.../{name}/{tarball file name}`; the same layout on every backend.
+    """
+
+    @abc.abstractmethod
+    async def read_packument(self, name: str) -> StoredPackument:
+        """The packument's bytes and version token; raises NotFound."""
+
+    @abc.abstractmethod
+    async def write_packument(
+        self,
+        name: str,
+        data: bytes,
+        *,
+        if_match: str | None = None,
+        if_absent: bool = False,
+    ) -> str:
+        """Write the packument under one condition and return its new token.
+
+        Exactly one of `if_match` (the token read before) or `if_absent=True`
+        must be given: there is no blind overwrite. Raises Conflict when the
+        stored document is no longer the one the caller read.
+        """
+
+    @abc.abstractmethod
+    async def write_tarball(
+        self, name: str, filename: str, chunks: AsyncIterable[bytes]
+    ) -> int:
+        """Store a tarball from a byte stream; return its size.
+
+        The tarball becomes visible only once the stream ended without error:
+        if `chunks` raises (say, an integrity check failed), nothing is stored
+        and a previous file of that name is untouched.
+        """
+
+    @abc.abstractmethod
+    async def open_tarball(self, name: str, filename: str) -> TarballReader:
+        """Open a stored tarball for streaming; raises NotFound."""
+
+    @abc.abstractmethod
+    async def delete_tarball(self, name: str, filename: str) -> None:
+        """Delete one tarball; raises NotFound when there is none."""
+
+    @abc.abstractmethod
+    async def list_files(self, name: str) -> list[str]:
+        """File names stored for a package (packument and tarballs), any order."""
+
+    @abc.abstractmethod
+    async def delete_package(self, name: str) -> None:
+        """Delete the packument and every tarball of a package; no error if absent."""
+
+    @abc.abstractmethod
+    async def check_health(self) -> None:
+        """Raise StorageError when the backend cannot serve."""
+
+    async def open(self) -> None:
+        """Create clients and connections; called once before first use."""
+
+    async def close(self) -> None:
+        """Release clients and connections."""
+
+
+class RegistryDatabase(abc.ABC):
+    """Registry state as items under (pk, sk) in one table.
+
+    An item is a JSON-compatible dict. Every item carries a version `ver`
+    (1 on creation, +1 on each write) that conditional writes compare, and an
+    optional `expires` (epoch seconds) after which reads treat it as absent.
+    """
+
+    @abc.abstractmethod
+    async def get(self, pk: str, sk: str) -> dict[str, Any]:
+        """The item, with its `ver`; raises NotFound (also when expired)."""
+
+    @abc.abstractmethod
+    async def put(
+        self,
+        pk: str,
+        sk: str,
+        item: Mapping[str, Any],
+        *,
+        if_absent: bool = False,
+        if_ver: int | None = None,
+        expires: int | None = None,
+    ) -> int:
+        """Write the item and return its new `ver`.
+
+        `if_absent` writes only when no (unexpired) item exists; `if_ver`
+        only when the stored item's `ver` equals it. Raises Conflict otherwise.
+        Without either, the write is unconditional.
+        """
+
+    @abc.abstractmethod
+    async def delete(self, pk: str, sk: str, *, if_ver: int | None = None) -> None:
+        """Delete the item; raises NotFound when absent, Conflict on `if_ver` mismatch."""
+
+    @abc.abstractmethod
+    def query(self, pk: str, sk_prefix: str = "") -> AsyncIterator[tuple[str, dict[str, Any]]]:
+        """Every (sk, item) under pk whose sk starts with sk_prefix, in sk order, all pages."""
+
+    @abc.abstractmethod
+    async def check_health(self) -> None:
+        """Raise StorageError when the backend cannot serve."""
+
+    async def open(self) -> None:
+        """Create clients and connections; called once before first use."""
+
+    async def close(self) -> None:
+        """Release clients and connections."""

@@ -1,0 +1,261 @@
+"""PackageStore on a local directory: the embedded default.
+
+Packuments are written to a temp file and renamed over the old one while an
+exclusive `flock` on the package's lock file is held, so two processes sharing
+the directory get the same compare-and-swap semantics S3 gives with IfMatch.
+Tarballs stream to a temp file and are renamed into place when complete.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import hashlib
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import AsyncIterable, AsyncIterator, Iterator, Mapping
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from .base import (
+    PACKUMENT_FILE,
+    ConfigError,
+    Conflict,
+    NotFound,
+    PackageStore,
+    StorageError,
+    StorageFolder,
+    StoredPackument,
+    TarballReader,
+    no_folder,
+)
+
+LOG = logging.getLogger(__name__)
+
+LOCK_FILE = ".lock"
+READ_CHUNK = 256 * 1024
+
+
+def content_token(data: bytes) -> str:
+    """The version token of a packument on disk: a hash of its bytes."""
+    return '"' + hashlib.sha256(data).hexdigest()[:32] + '"'
+
+
+class FsTarballReader(TarballReader):
+    def __init__(self, path: Path, fh: BinaryIO, size: int, etag: str) -> None:
+        self.path = path
+        self._fh = fh
+        self.size = size
+        self.etag = etag
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        loop = asyncio.get_running_loop()
+        while True:
+            chunk = await loop.run_in_executor(None, self._fh.read, READ_CHUNK)
+            if not chunk:
+                return
+            yield chunk
+
+    async def aclose(self) -> None:
+        self._fh.close()
+
+
+class FsPackageStore(PackageStore):
+    """Files under `root/{storage folder}/{name}/`."""
+
+    def __init__(self, root: str | Path, folder: StorageFolder = no_folder) -> None:
+        self.root = Path(root)
+        self.folder = folder
+
+    @classmethod
+    def from_config(
+        cls, storage: Any, folder: StorageFolder = no_folder, key: str = "storage"
+    ) -> FsPackageStore:
+        if not isinstance(storage, str) or not storage:
+            raise ConfigError(key, "must be a directory path")
+        return cls(storage, folder)
+
+    async def open(self) -> None:
+        await asyncio.to_thread(self.root.mkdir, parents=True, exist_ok=True)
+
+    # -- layout -------------------------------------------------------------
+
+    def package_dir(self, name: str) -> Path:
+        folder = self.folder(name)
+        base = self.root / folder if folder else self.root
+        path = base / name
+        # Names are validated before they reach storage; this is the last guard.
+        if ".." in Path(name).parts or name.startswith(("/", ".")):
+            raise StorageError(f"unsafe package name {name!r}")
+        return path
+
+    def file_path(self, name: str, filename: str) -> Path:
+        if "/" in filename or filename.startswith("."):
+            raise StorageError(f"unsafe file name {filename!r}")
+        return self.package_dir(name) / filename
+
+    @contextlib.contextmanager
+    def _locked(self, name: str) -> Iterator[Path]:
+        directory = self.package_dir(name)
+        directory.mkdir(parents=True, exist_ok=True)
+        with open(directory / LOCK_FILE, "a+b") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                # A concurrent delete_package may have removed the directory
+                # while we waited for the lock.
+                directory.mkdir(parents=True, exist_ok=True)
+                yield directory
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    # -- packuments ---------------------------------------------------------
+
+    async def read_packument(self, name: str) -> StoredPackument:
+        path = self.file_path(name, PACKUMENT_FILE)
+        try:
+            data = await asyncio.to_thread(path.read_bytes)
+        except FileNotFoundError:
+            raise NotFound(f"no packument for {name}") from None
+        except OSError as exc:
+            raise StorageError(f"reading {path}: {exc.strerror}") from exc
+        return StoredPackument(data, content_token(data))
+
+    async def write_packument(
+        self,
+        name: str,
+        data: bytes,
+        *,
+        if_match: str | None = None,
+        if_absent: bool = False,
+    ) -> str:
+        if (if_match is None) == (not if_absent):
+            raise ValueError("write_packument needs exactly one of if_match, if_absent")
+        return await asyncio.to_thread(self._write_packument, name, data, if_match)
+
+    def _write_packument(self, name: str, data: bytes, if_match: str | None) -> str:
+        try:
+            with self._locked(name) as directory:
+                target = directory / PACKUMENT_FILE
+                try:
+                    current: str | None = content_token(target.read_bytes())
+                except FileNotFoundError:
+                    current = None
+                if current != if_match:
+                    raise Conflict(f"packument of {name} changed since it was read")
+                _atomic_write(directory, target, data)
+        except OSError as exc:
+            raise StorageError(f"writing packument of {name}: {exc.strerror}") from exc
+        return content_token(data)
+
+    # -- tarballs -----------------------------------------------------------
+
+    async def write_tarball(
+        self, name: str, filename: str, chunks: AsyncIterable[bytes]
+    ) -> int:
+        target = self.file_path(name, filename)
+        directory = target.parent
+        try:
+            await asyncio.to_thread(directory.mkdir, parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=directory)
+        except OSError as exc:
+            raise StorageError(f"writing {filename}: {exc.strerror}") from exc
+        size = 0
+        try:
+            with os.fdopen(fd, "wb") as out:
+                async for chunk in chunks:
+                    # A page-cache write of one chunk is cheaper than a thread hop.
+                    out.write(chunk)
+                    size += len(chunk)
+                out.flush()
+                await asyncio.to_thread(os.fsync, out.fileno())
+            await asyncio.to_thread(os.replace, tmp, target)
+        except BaseException as exc:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            if isinstance(exc, OSError):
+                raise StorageError(f"writing {filename}: {exc.strerror}") from exc
+            raise
+        return size
+
+    async def open_tarball(self, name: str, filename: str) -> TarballReader:
+        path = self.file_path(name, filename)
+        try:
+            fh = await asyncio.to_thread(open, path, "rb")
+        except FileNotFoundError:
+            raise NotFound(f"no tarball {filename} for {name}") from None
+        except OSError as exc:
+            raise StorageError(f"opening {filename}: {exc.strerror}") from exc
+        st = os.fstat(fh.fileno())
+        return FsTarballReader(path, fh, st.st_size, f'"{st.st_size:x}-{st.st_mtime_ns:x}"')
+
+    async def delete_tarball(self, name: str, filename: str) -> None:
+        path = self.file_path(name, filename)
+        try:
+            await asyncio.to_thread(path.unlink)
+        except FileNotFoundError:
+            raise NotFound(f"no tarball {filename} for {name}") from None
+        except OSError as exc:
+            raise StorageError(f"deleting {filename}: {exc.strerror}") from exc
+
+    async def list_files(self, name: str) -> list[str]:
+        return await asyncio.to_thread(self._list_files, name)
+
+    def _list_files(self, name: str) -> list[str]:
+        try:
+            entries = list(os.scandir(self.package_dir(name)))
+        except FileNotFoundError:
+            return []
+        return [e.name for e in entries if e.is_file() and not e.name.startswith(".")]
+
+    async def delete_package(self, name: str) -> None:
+        await asyncio.to_thread(self._delete_package, name)
+
+    def _delete_package(self, name: str) -> None:
+        directory = self.package_dir(name)
+        try:
+            with self._locked(name):
+                for entry in os.scandir(directory):
+                    if entry.is_file() and entry.name != LOCK_FILE:
+                        os.unlink(entry.path)
+            shutil.rmtree(directory, ignore_errors=True)
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            raise StorageError(f"deleting package {name}: {exc.strerror}") from exc
+        # Leave no empty scope directory behind (`@acme/` after its last package).
+        parent = directory.parent
+        if parent != self.root and parent.name.startswith("@"):
+            with contextlib.suppress(OSError):
+                parent.rmdir()
+
+    async def check_health(self) -> None:
+        def probe() -> None:
+            if not self.root.is_dir():
+                raise StorageError(f"storage directory {self.root} does not exist")
+            if not os.access(self.root, os.W_OK | os.X_OK):
+                raise StorageError(f"storage directory {self.root} is not writable")
+
+        await asyncio.to_thread(probe)
+
+    def describe(self) -> Mapping[str, str]:
+        return {"type": "fs", "path": str(self.root)}
+
+
+def _atomic_write(directory: Path, target: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+__all__ = ["FsPackageStore", "FsTarballReader", "content_token"]
