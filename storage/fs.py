@@ -14,7 +14,6 @@ import fcntl
 import hashlib
 import logging
 import os
-import shutil
 import tempfile
 from collections.abc import AsyncIterable, AsyncIterator, Iterator, Mapping
 from pathlib import Path
@@ -217,10 +216,15 @@ class FsPackageStore(PackageStore):
         directory = self.package_dir(name)
         try:
             with self._locked(name):
+                # Only the package's own files: a sub-directory is another
+                # package (a storage folder may share the package's name).
                 for entry in os.scandir(directory):
                     if entry.is_file() and entry.name != LOCK_FILE:
                         os.unlink(entry.path)
-            shutil.rmtree(directory, ignore_errors=True)
+                with contextlib.suppress(OSError):
+                    os.unlink(directory / LOCK_FILE)
+            with contextlib.suppress(OSError):
+                directory.rmdir()  # fails, rightly, while other packages live below
         except FileNotFoundError:
             return
         except OSError as exc:
