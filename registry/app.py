@@ -12,10 +12,13 @@ from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
 from storage.backends import build_backends
-from storage.base import NotFound, PackageStore, RegistryDatabase, StorageError
+from storage.base import NotFound, StorageError
 
 from .config import Config
 from .errors import RegistryError
+from . import routes_auth, routes_packages, search
+from .keys import CONFIG, DATABASE, PACKAGES, SECRET, STORE
+from .packages import Packages
 from .logs import REQUEST_ID
 from .rules import storage_folder
 from .state import ensure_secret
@@ -23,10 +26,6 @@ from .state import ensure_secret
 LOG = logging.getLogger(__name__)
 ACCESS_LOG = logging.getLogger("tarhold.access")
 
-CONFIG = web.AppKey("config", Config)
-STORE = web.AppKey("store", PackageStore)
-DATABASE = web.AppKey("database", RegistryDatabase)
-SECRET = web.AppKey("secret", str)
 
 HEALTH_TIMEOUT = 5.0
 REQUEST_ID_HEADER = "X-Request-Id"
@@ -139,9 +138,13 @@ def create_app(config: Config) -> web.Application:
     )
     app[STORE] = store
     app[DATABASE] = database
+    app[PACKAGES] = Packages(store, database)
     app.cleanup_ctx.append(storage_ctx)
     app.router.add_get("/-/ping", ping)
     app.router.add_get("/health", health)
+    routes_auth.install(app)
+    search.setup(app)
+    routes_packages.setup(app)  # last: its catch-all route takes whatever is left
     return app
 
 

@@ -286,6 +286,8 @@ def parse_uplink(name: str, raw: Any) -> UplinkConfig:
         if option not in UPLINK_KEYS:
             raise ConfigError(f"{key}.{option}", "unknown uplink option")
     url = _str(f"{key}.url", raw.get("url"))
+    if ENV_NAME.fullmatch(url):
+        raise ConfigError(f"{key}.url", f"environment variable {url} is not set")
     if not re.match(r"^https?://[^/\s]+", url):
         raise ConfigError(f"{key}.url", f"{url!r} is not an http(s) URL")
     max_fails = raw.get("max_fails", 5)
@@ -344,7 +346,9 @@ def parse_store(storage: Any, store: Any, base: Path) -> StoreConfig:
 
         validate_s3_section(section)
         return StoreConfig("aws-s3-storage", None, dict(section))
-    path = "./storage" if storage is None else _str("storage", storage)
+    if storage is not None and (not isinstance(storage, str) or not storage):
+        raise ConfigError("storage", "must be a directory path")
+    path = storage or "./storage"
     resolved = Path(path) if Path(path).is_absolute() else base / path
     return StoreConfig("fs", str(resolved))
 
