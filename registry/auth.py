@@ -1,0 +1,265 @@
+"""Who is asking: bearer tokens and Basic credentials, and what a principal may do.
+
+`auth_middleware` sets `request["identity"]` (an Identity, or None for an
+anonymous request) and `request["user"]` (the name the access log prints).
+Handlers then call `require_user`, `require_write` and `is_allowed`.
+
+Lookups are cached per app instance, never negatively:
+- a token for TOKEN_TTL seconds, so a token revoked on any instance stops
+  working everywhere within 5 s;
+- a verified user/password pair for PASSWORD_TTL seconds, so scrypt does not
+  run on every request of a client using `_auth` in its .npmrc.
+
+Nothing here logs a token, a password or an Authorization header.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import ipaddress
+import re
+import secrets
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+from cachetools import TTLCache
+
+from .errors import Forbidden, RegistryError, Unauthorized
+from .keys import DATABASE
+from .rules import ALL, ANONYMOUS, AUTHENTICATED
+from .users import lookup_token, token_hash, verify_password
+
+TOKEN_TTL = 4.0
+PASSWORD_TTL = 60.0
+CACHE_SIZE = 10_000
+
+INVALID_TOKEN = "invalid, expired or revoked token; log in again with `npm login`"
+BAD_CREDENTIALS = "bad username or password"
+
+# Never authenticated: load balancers and `npm ping` hit these constantly.
+UNAUTHENTICATED_PATHS = frozenset({"/-/ping", "/health"})
+# Where stale credentials must not get in the way: logging in again (npm
+# sends the old token along), logging out, and the web login flow.
+LENIENT = re.compile(
+    r"^/-/user/org\.couchdb\.user:[^/]+(/-rev/[^/]+)?$|^/-/user/token/[^/]+$|^/-/v1/(login|done)(/|$)"
+)
+# Paths whose last segment may be a token in clear (npm logout, `npm token revoke <token>`).
+SECRET_PATHS = re.compile(r"^(/-/user/token/|/-/npm/v1/tokens/token/)[^/]+$")
+TOKEN_KEY = re.compile(r"[0-9a-f]{32}")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@dataclass(frozen=True)
+class Identity:
+    """An authenticated principal: the user, and the token's limits if a token was used."""
+
+    user: str
+    token_key: str | None = None
+    readonly: bool = False
+    grants: tuple[str, ...] | None = None
+
+
+@dataclass
+class AuthCaches:
+    """Per-instance caches of successful lookups (never of failures)."""
+
+    tokens: TTLCache[str, dict[str, Any]] = field(
+        default_factory=lambda: TTLCache(maxsize=CACHE_SIZE, ttl=TOKEN_TTL)
+    )
+    passwords: TTLCache[tuple[str, str], bool] = field(
+        default_factory=lambda: TTLCache(maxsize=CACHE_SIZE, ttl=PASSWORD_TTL)
+    )
+    # Keys the password cache, so memory never holds a plain hash of a password.
+    pepper: bytes = field(default_factory=lambda: secrets.token_bytes(32))
+
+    def password_key(self, user: str, password: str) -> tuple[str, str]:
+        return user, hmac.new(self.pepper, password.encode(), hashlib.sha256).hexdigest()
+
+    def forget_token(self, digest: str) -> None:
+        self.tokens.pop(digest, None)
+
+    def forget_user(self, user: str) -> None:
+        """Drop a user's cached passwords (after a password change on this instance)."""
+        for key in [k for k in self.passwords if k[0] == user]:
+            self.passwords.pop(key, None)
+
+
+AUTH_CACHES = web.AppKey("auth_caches", AuthCaches)
+
+
+def caches(app: web.Application) -> AuthCaches:
+    """The app's AuthCaches, created on first use."""
+    if AUTH_CACHES not in app:
+        app[AUTH_CACHES] = AuthCaches()
+    return app[AUTH_CACHES]
+
+
+async def authenticate(request: web.Request) -> Identity | None:
+    """The Identity the request's Authorization header proves; None when it has none.
+
+    Raises Unauthorized for credentials that do not check out, Forbidden for
+    a token used from outside its CIDR whitelist.
+    """
+    header = request.headers.get("Authorization", "").strip()
+    if not header:
+        return None
+    scheme, _, value = header.partition(" ")
+    scheme, value = scheme.lower(), value.strip()
+    if scheme == "bearer":
+        return await _bearer(request, value)
+    if scheme == "basic":
+        return await _basic(request, value)
+    raise Unauthorized("unsupported authorization scheme; use a token or a username and password")
+
+
+async def _bearer(request: web.Request, token: str) -> Identity:
+    if not token:
+        raise Unauthorized(INVALID_TOKEN)
+    cache = caches(request.app).tokens
+    digest = token_hash(token)
+    record = cache.get(digest)
+    if record is None:
+        record = await lookup_token(request.app[DATABASE], token)
+        if record is None:
+            raise Unauthorized(INVALID_TOKEN)
+        cache[digest] = record
+    expires = record.get("expires")
+    if expires is not None and expires <= time.time():
+        raise Unauthorized(INVALID_TOKEN)
+    cidrs = record.get("cidr_whitelist")
+    if cidrs and not ip_allowed(request.remote, cidrs):
+        raise Forbidden("this token is not allowed from your IP address")
+    grants = record.get("grants")
+    return Identity(
+        user=str(record["user"]),
+        token_key=str(record["key"]),
+        readonly=bool(record.get("readonly")),
+        grants=tuple(grants) if grants is not None else None,
+    )
+
+
+def parse_basic(value: str) -> tuple[str, str]:
+    """(user, password) from a Basic credential; raises Unauthorized when malformed."""
+    try:
+        decoded = base64.b64decode(value, validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        raise Unauthorized("malformed basic authorization header") from None
+    user, sep, password = decoded.partition(":")
+    if not sep or not user or not password:
+        raise Unauthorized("malformed basic authorization header")
+    return user, password
+
+
+async def _basic(request: web.Request, value: str) -> Identity:
+    user, password = parse_basic(value)
+    cache = caches(request.app)
+    key = cache.password_key(user, password)
+    if key not in cache.passwords:
+        if await verify_password(request.app[DATABASE], user, password) is None:
+            raise Unauthorized(BAD_CREDENTIALS)
+        cache.passwords[key] = True
+    return Identity(user=user)
+
+
+def ip_allowed(remote: str | None, cidrs: Sequence[str]) -> bool:
+    """Whether `remote` lies in one of `cidrs`; an unparsable address is never allowed."""
+    if not remote:
+        return False
+    try:
+        address = ipaddress.ip_address(remote)
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    for cidr in cidrs:
+        try:
+            if address in ipaddress.ip_network(cidr, strict=False):
+                return True
+        except ValueError:
+            continue
+    return False
+
+
+def parse_cidrs(values: Any) -> list[str]:
+    """Validated, normalized CIDR entries from a request body; raises ValueError naming the bad one."""
+    if values is None:
+        return []
+    if isinstance(values, str):
+        values = [v for v in re.split(r",\s*", values) if v]
+    if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+        raise ValueError("cidr_whitelist must be a list of CIDR strings")
+    networks = []
+    for value in values:
+        try:
+            networks.append(str(ipaddress.ip_network(value.strip(), strict=False)))
+        except ValueError:
+            raise ValueError(f"invalid CIDR entry: {value}") from None
+    return networks
+
+
+def log_path(path: str) -> str:
+    """The request path as the access log may print it: tokens in a path are masked."""
+    match = SECRET_PATHS.match(path)
+    if match is None:
+        return path
+    last = path[match.end(1):]
+    if match.group(1) == "/-/npm/v1/tokens/token/" and TOKEN_KEY.fullmatch(last):
+        return path
+    return match.group(1) + "***"
+
+
+@web.middleware
+async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Set request["identity"] and request["user"], or refuse bad credentials."""
+    request["log_path"] = log_path(request.path)
+    if request.path in UNAUTHENTICATED_PATHS:
+        request["identity"] = None
+        return await handler(request)
+    try:
+        identity = await authenticate(request)
+    except RegistryError:
+        if not LENIENT.match(request.path):
+            raise
+        identity = None
+    request["identity"] = identity
+    request["user"] = identity.user if identity else None
+    return await handler(request)
+
+
+def identity_of(request: web.Request) -> Identity | None:
+    """The Identity auth_middleware found for the request (None: anonymous)."""
+    identity = request.get("identity")
+    return identity if isinstance(identity, Identity) else None
+
+
+def is_allowed(identity: Identity | None, principals: Sequence[str]) -> bool:
+    """Whether `identity` is one of `principals` (`$all`, `$anonymous`, `$authenticated`, names)."""
+    for principal in principals:
+        if principal == ALL:
+            return True
+        if principal == ANONYMOUS and identity is None:
+            return True
+        if identity is not None and principal in (AUTHENTICATED, identity.user):
+            return True
+    return False
+
+
+def require_user(request: web.Request) -> Identity:
+    """The request's Identity; 401 "authentication required" when anonymous."""
+    identity = identity_of(request)
+    if identity is None:
+        raise Unauthorized("authentication required; log in with `npm login`")
+    return identity
+
+
+def require_write(identity: Identity) -> None:
+    """403 when the identity came from a read-only token."""
+    if identity.readonly:
+        raise Forbidden("this token is read-only")

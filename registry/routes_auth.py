@@ -1,0 +1,315 @@
+"""Accounts and tokens over HTTP, as the npm CLI calls them.
+
+- `PUT /-/user/org.couchdb.user:{name}`: `npm adduser`, `npm login --auth-type=legacy`
+- `GET /-/user/org.couchdb.user:{name}`: the user's own document
+- `GET /-/whoami`, `DELETE /-/user/token/{token}` (`npm logout`)
+- `GET|POST /-/npm/v1/user`: `npm profile get|set`
+- `GET|POST /-/npm/v1/tokens`, `DELETE /-/npm/v1/tokens/token/{key}`: `npm token`
+- the web login flow (`npm login`, the default since npm 9): see login_page.py
+
+`install(app)` adds the auth middleware and all of these routes.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from .auth import (
+    TOKEN_KEY,
+    auth_middleware,
+    caches,
+    identity_of,
+    parse_cidrs,
+    require_user,
+    require_write,
+)
+from .errors import BadRequest, Forbidden, NotFoundError, Unauthorized
+from .keys import CONFIG, DATABASE
+from .login_page import setup_web_login
+from .users import (
+    check_email,
+    check_new_password,
+    create_token,
+    get_token_record,
+    get_user,
+    iso,
+    list_tokens,
+    lookup_token,
+    revoke_token,
+    sign_in,
+    token_hash,
+    update_user,
+    valid_user_name,
+    verify_password,
+)
+
+USER_PATH = "/-/user/org.couchdb.user:{name}"
+PROFILE_FIELDS = ("fullname", "homepage", "freenode", "twitter", "github")
+MAX_FIELD = 256
+MAX_TOKEN_DAYS = 3650
+MAX_CIDRS = 50
+GRANULAR_FIELDS = ("packages", "scopes", "orgs")
+
+
+def json_response(data: Any, status: int = 200) -> web.Response:
+    """JSON through orjson, never cached by a proxy (these bodies are per user)."""
+    return web.Response(
+        body=orjson.dumps(data), status=status, content_type="application/json",
+        headers={"Cache-Control": "no-store"},
+    )
+
+
+async def read_json(request: web.Request) -> dict[str, Any]:
+    """The request body as a JSON object; 400 when it is not one."""
+    try:
+        body = orjson.loads(await request.read())
+    except orjson.JSONDecodeError:
+        raise BadRequest("request body is not valid JSON") from None
+    if not isinstance(body, dict):
+        raise BadRequest("request body must be a JSON object")
+    return body
+
+
+def optional_str(body: dict[str, Any], key: str, limit: int = MAX_FIELD) -> str | None:
+    """A string field that may be absent, null or empty (all None); 400 when not a string."""
+    value = body.get(key)
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str) or len(value) > limit:
+        raise BadRequest(f"{key} must be a string of at most {limit} characters")
+    return value
+
+
+def user_name(request: web.Request) -> str:
+    name = request.match_info["name"]
+    if not valid_user_name(name):
+        raise BadRequest(
+            "invalid user name: use 1-64 lowercase letters, digits, '-', '_' or '.'"
+        )
+    return name
+
+
+def token_view(record: dict[str, Any]) -> dict[str, Any]:
+    """A token record as `npm token list` reads it; `token` is the masked prefix."""
+    expires = record.get("expires")
+    return {
+        "token": record["token_prefix"], "key": record["key"], "name": record.get("name") or "",
+        "cidr_whitelist": record.get("cidr_whitelist") or None,
+        "readonly": bool(record.get("readonly")), "created": record["created"],
+        "updated": record.get("updated", record["created"]),
+        "expires": iso(expires) if expires is not None else None,
+    }
+
+
+def profile_view(user: dict[str, Any]) -> dict[str, Any]:
+    """A user as `npm profile get` reads it."""
+    view = {
+        "name": user["name"], "email": user.get("email") or "", "email_verified": False,
+        "created": user["created"], "updated": user.get("updated", user["created"]),
+        "tfa": False, "cidr_whitelist": None,
+    }
+    view.update({field: user.get(field) or "" for field in PROFILE_FIELDS})
+    return view
+
+
+# -- CouchDB-style users: adduser and legacy login ---------------------------
+
+
+async def put_user(request: web.Request) -> web.Response:
+    """Log in (right password) or register (new name); 201 with a fresh token either way."""
+    name = user_name(request)
+    body = await read_json(request)
+    if body.get("name", name) != name:
+        raise BadRequest("the name in the body does not match the URL")
+    password = body.get("password")
+    if not isinstance(password, str) or not password:
+        raise BadRequest("password is required")
+    email = optional_str(body, "email")
+    db = request.app[DATABASE]
+    await sign_in(db, name, password, email=email, max_users=request.app[CONFIG].auth.max_users)
+    token, _ = await create_token(db, name, name="npm login")
+    return json_response({"ok": True, "id": f"org.couchdb.user:{name}", "token": token}, 201)
+
+
+async def get_user_document(request: web.Request) -> web.Response:
+    """The CouchDB user document, for the user themselves only."""
+    name = user_name(request)
+    identity = require_user(request)
+    if identity.user != name:
+        raise Forbidden("you can only read your own user document")
+    user = await get_user(request.app[DATABASE], name)
+    if user is None:
+        raise NotFoundError("no such user")
+    return json_response({
+        "_id": f"org.couchdb.user:{name}", "name": name, "email": user.get("email") or "",
+        "type": "user", "roles": [], "date": user["created"],
+    })
+
+
+async def whoami(request: web.Request) -> web.Response:
+    return json_response({"username": require_user(request).user})
+
+
+async def logout(request: web.Request) -> web.Response:
+    """`npm logout`: revoke the token in the path (already gone is fine)."""
+    token = request.match_info["token"]
+    db = request.app[DATABASE]
+    record = await lookup_token(db, token)
+    if record is not None:
+        identity = identity_of(request)
+        if identity is not None and identity.user != record["user"]:
+            raise Forbidden("you can only revoke your own tokens")
+        await revoke_token(db, str(record["user"]), str(record["key"]))
+        caches(request.app).forget_token(token_hash(token))
+    return json_response({"ok": True})
+
+
+# -- profile ----------------------------------------------------------------
+
+
+async def get_profile(request: web.Request) -> web.Response:
+    identity = require_user(request)
+    user = await get_user(request.app[DATABASE], identity.user)
+    if user is None:
+        raise Unauthorized("the user of this token no longer exists")
+    return json_response(profile_view(user))
+
+
+async def set_profile(request: web.Request) -> web.Response:
+    """`npm profile set`: email, the public fields, and the password ({old, new})."""
+    identity = require_user(request)
+    require_write(identity)
+    body = await read_json(request)
+    db = request.app[DATABASE]
+    if body.get("tfa"):
+        raise Forbidden("two-factor authentication is not supported by this registry")
+    changes: dict[str, Any] = {}
+    for field in ("email", *PROFILE_FIELDS):
+        if field in body:
+            changes[field] = optional_str(body, field)
+    check_email(changes.get("email"))
+    new_password = None
+    password = body.get("password")
+    if password is not None:
+        if not isinstance(password, dict) or not all(
+            isinstance(password.get(k), str) for k in ("old", "new")
+        ):
+            raise BadRequest("password must be {old, new}")
+        if await verify_password(db, identity.user, password["old"]) is None:
+            raise Unauthorized("the current password is wrong")
+        check_new_password(password["new"])
+        new_password = password["new"]
+    user = await update_user(db, identity.user, changes, password=new_password)
+    if new_password is not None:
+        caches(request.app).forget_user(identity.user)
+    return json_response(profile_view(user))
+
+
+# -- tokens -----------------------------------------------------------------
+
+
+async def get_tokens(request: web.Request) -> web.Response:
+    identity = require_user(request)
+    objects = [token_view(r) for r in await list_tokens(request.app[DATABASE], identity.user)]
+    return json_response({"objects": objects, "total": len(objects), "urls": {}})
+
+
+def parse_token_options(body: dict[str, Any]) -> dict[str, Any]:
+    """readonly, cidr_whitelist, name and expires from a `npm token create` body."""
+    readonly = body.get("readonly", False)
+    if not isinstance(readonly, bool):
+        raise BadRequest("readonly must be true or false")
+    # npm 11 sends the permission of a granular token instead of readonly.
+    permission = body.get("packages_and_scopes_permission")
+    if permission == "read-only":
+        readonly = True
+    elif permission not in (None, "read-write"):
+        raise BadRequest(f"packages_and_scopes_permission {permission!r} is not supported")
+    for field in GRANULAR_FIELDS:
+        if body.get(field):
+            raise BadRequest(
+                "tokens limited to packages, scopes or orgs are not supported yet;"
+                " create the token without --packages, --scopes or --orgs"
+            )
+    try:
+        cidrs = parse_cidrs(body.get("cidr_whitelist"))
+    except ValueError as exc:
+        raise BadRequest(str(exc)) from None
+    if len(cidrs) > MAX_CIDRS:
+        raise BadRequest(f"at most {MAX_CIDRS} CIDR entries")
+    days = body.get("expires")
+    if days is not None and (
+        isinstance(days, bool) or not isinstance(days, int) or not 1 <= days <= MAX_TOKEN_DAYS
+    ):
+        raise BadRequest(f"expires must be a number of days from 1 to {MAX_TOKEN_DAYS}")
+    return {
+        "readonly": readonly, "cidr_whitelist": cidrs, "name": optional_str(body, "name"),
+        "expires": int(time.time()) + days * 86400 if days is not None else None,
+    }
+
+
+async def post_token(request: web.Request) -> web.Response:
+    """`npm token create`: the password again, then a new token shown once."""
+    identity = require_user(request)
+    require_write(identity)
+    body = await read_json(request)
+    password = body.get("password")
+    if not isinstance(password, str) or not password:
+        raise BadRequest("password is required")
+    options = parse_token_options(body)
+    db = request.app[DATABASE]
+    if await verify_password(db, identity.user, password) is None:
+        raise Unauthorized("invalid password")
+    token, record = await create_token(db, identity.user, **options)
+    return json_response({**token_view(record), "token": token}, 201)
+
+
+async def delete_token(request: web.Request) -> web.Response:
+    """`npm token revoke`: by key, or by the token itself; 204."""
+    identity = require_user(request)
+    db = request.app[DATABASE]
+    value = request.match_info["key"]
+    key = None
+    if TOKEN_KEY.fullmatch(value) and await get_token_record(db, identity.user, value):
+        key = value
+    else:
+        found = await lookup_token(db, value)
+        if found is not None and found["user"] == identity.user:
+            key = str(found["key"])
+    if key is None:
+        raise NotFoundError("no such token")
+    if key != identity.token_key:
+        require_write(identity)  # a read-only token may still revoke itself
+    record = await revoke_token(db, identity.user, key)
+    if record is not None:
+        caches(request.app).forget_token(str(record["hash"]))
+    return web.Response(status=204)
+
+
+def install(app: web.Application) -> None:
+    """Add the auth middleware and every account, token and login route to `app`.
+
+    Call before the app starts (its middleware list freezes then); a second
+    call is a no-op.
+    """
+    if auth_middleware in app.middlewares:
+        return
+    app.middlewares.append(auth_middleware)
+    caches(app)
+    router = app.router
+    router.add_put(USER_PATH, put_user)
+    router.add_put(USER_PATH + "/-rev/{rev}", put_user)
+    router.add_get(USER_PATH, get_user_document)
+    router.add_get("/-/whoami", whoami)
+    router.add_delete("/-/user/token/{token}", logout)
+    router.add_get("/-/npm/v1/user", get_profile)
+    router.add_post("/-/npm/v1/user", set_profile)
+    router.add_get("/-/npm/v1/tokens", get_tokens)
+    router.add_post("/-/npm/v1/tokens", post_token)
+    router.add_delete("/-/npm/v1/tokens/token/{key}", delete_token)
+    setup_web_login(app)
+

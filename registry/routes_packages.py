@@ -1,0 +1,218 @@
+"""HTTP handlers for packages: packuments, tarballs, publish and its siblings.
+
+npm's URL space (`/{name}`, `/@scope%2fname`, `/@scope/name`, `/-rev/...`,
+`/-/{file}.tgz`) does not fit a route table, so one catch-all route parses the
+still-encoded path and dispatches on method and shape.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from storage.base import NotFound
+
+from .auth import Identity, is_allowed, require_user, require_write
+from .errors import BadRequest, Forbidden, MethodNotAllowed, NotFoundError, PayloadTooLarge
+from .keys import CONFIG, PACKAGES
+from .names import is_safe_filename, validate_package_name
+from .packages import ABBREVIATED, FULL, Packages, Rendered, as_registry_error
+from .packument import PublishError, manifest_for
+from .publish import publish
+from .rules import PackageRule, rule_for
+from . import changes
+from .urls import base_url, split_package_path
+
+LOG = logging.getLogger(__name__)
+
+TARBALL_CHUNK = 256 * 1024
+
+
+def identity_of(request: web.Request) -> Identity | None:
+    return request.get("identity")
+
+
+def rule_of(request: web.Request, name: str) -> PackageRule:
+    rule = rule_for(request.app[CONFIG].packages, name)
+    if rule is None:
+        # No rule matches: nothing is allowed, as in Verdaccio.
+        raise NotFoundError(f"no such package available: {name}")
+    return rule
+
+
+def check_access(request: web.Request, name: str) -> PackageRule:
+    rule = rule_of(request, name)
+    identity = identity_of(request)
+    if not is_allowed(identity, rule.access):
+        if identity is None:
+            raise_unauthorized(name)
+        raise Forbidden(f"{identity.user} may not access package {name}")
+    return rule
+
+
+def raise_unauthorized(name: str) -> None:
+    from .errors import Unauthorized
+
+    raise Unauthorized(f"authentication required to access package {name}")
+
+
+def check_publish(request: web.Request, name: str, *, unpublish: bool = False) -> Identity:
+    identity = require_user(request)
+    require_write(identity)
+    rule = rule_of(request, name)
+    principals = rule.unpublish if unpublish else rule.publish
+    if not is_allowed(identity, principals):
+        action = "unpublish" if unpublish else "publish"
+        raise Forbidden(f"{identity.user} may not {action} package {name}")
+    return identity
+
+
+async def read_json(request: web.Request) -> Any:
+    limit = request.app[CONFIG].max_body_size
+    if request.content_length is not None and request.content_length > limit:
+        raise PayloadTooLarge(f"request body is larger than the limit of {limit} bytes (max_body_size)")
+    try:
+        data = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        raise PayloadTooLarge(
+            f"request body is larger than the limit of {limit} bytes (max_body_size)"
+        ) from None
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError:
+        raise BadRequest("request body is not valid JSON") from None
+
+
+def wants_abbreviated(request: web.Request) -> bool:
+    accept = request.headers.get("Accept", "")
+    return ABBREVIATED in accept and "application/json" not in accept.split(ABBREVIATED)[0]
+
+
+def bytes_response(request: web.Request, rendered: Rendered, content_type: str) -> web.Response:
+    headers = {"ETag": rendered.etag, "Vary": "Accept, Accept-Encoding", "Cache-Control": "no-cache"}
+    if_none_match = request.headers.get("If-None-Match", "")
+    if rendered.etag in {tag.strip() for tag in if_none_match.split(",")}:
+        return web.Response(status=304, headers=headers)
+    if rendered.gzipped is not None and "gzip" in request.headers.get("Accept-Encoding", ""):
+        headers["Content-Encoding"] = "gzip"
+        return web.Response(body=rendered.gzipped, headers=headers, content_type=content_type)
+    return web.Response(body=rendered.body, headers=headers, content_type=content_type)
+
+
+async def get_packument(request: web.Request, name: str) -> web.StreamResponse:
+    check_access(request, name)
+    packages = request.app[PACKAGES]
+    current = await packages.read_live(name)
+    if current is None:
+        raise NotFoundError(f"package {name} not found")
+    variant = ABBREVIATED if wants_abbreviated(request) and "write" not in request.query else FULL
+    rendered = packages.render(name, current, base_url(request), variant)
+    content_type = ABBREVIATED if variant == ABBREVIATED else "application/json"
+    return bytes_response(request, rendered, content_type)
+
+
+async def get_manifest(request: web.Request, name: str, spec: str) -> web.StreamResponse:
+    check_access(request, name)
+    packages = request.app[PACKAGES]
+    current = await packages.read_live(name)
+    if current is None:
+        raise NotFoundError(f"package {name} not found")
+    rendered = packages.render(name, current, base_url(request), FULL)
+    manifest = manifest_for(orjson.loads(rendered.body), spec)
+    if manifest is None:
+        raise NotFoundError(f"version or tag {spec} of {name} not found")
+    return web.json_response(manifest, dumps=lambda o: orjson.dumps(o).decode())
+
+
+async def get_tarball(request: web.Request, name: str, filename: str) -> web.StreamResponse:
+    check_access(request, name)
+    if not is_safe_filename(filename):
+        raise BadRequest(f"invalid tarball file name {filename!r}")
+    packages = request.app[PACKAGES]
+    try:
+        reader = await packages.store.open_tarball(name, filename)
+    except NotFound:
+        raise NotFoundError(f"tarball {filename} of {name} not found") from None
+    async with reader:
+        headers = {"ETag": reader.etag, "Cache-Control": "public, max-age=31536000, immutable"}
+        if reader.etag in request.headers.get("If-None-Match", ""):
+            return web.Response(status=304, headers=headers)
+        response = web.StreamResponse(headers=headers)
+        response.content_type = "application/octet-stream"
+        response.content_length = reader.size
+        await response.prepare(request)
+        if request.method != "HEAD":
+            async for chunk in reader:
+                await response.write(chunk)
+        await response.write_eof()
+        return response
+
+
+async def put_package(request: web.Request, name: str) -> web.StreamResponse:
+    body = await read_json(request)
+    if not isinstance(body, dict):
+        raise BadRequest("request body must be a JSON object")
+    if "_attachments" in body or "versions" not in body:
+        # npm publish: PUT /{name} with the version and its tarball.
+        identity = check_publish(request, name)
+        request_base = base_url(request)
+        await publish(
+            request.app[PACKAGES], name, body, user=identity.user,
+            tarball_url=lambda n, f: f"{request_base}/{n}/-/{f}",
+        )
+        return web.json_response({"ok": "created new package", "success": True}, status=201)
+    return await changes.change_packument(request, name, body)
+
+
+async def dispatch(request: web.Request) -> web.StreamResponse:
+    """The catch-all route: `/{name}[/...]` in all of npm's spellings."""
+    prefix = request.app[CONFIG].url_prefix
+    raw_path = request.rel_url.raw_path
+    parsed = split_package_path(raw_path, prefix)
+    if parsed is None or raw_path.startswith("/-/") or raw_path == "/-":
+        raise NotFoundError("not found")
+    name, rest, method = parsed.name, parsed.rest, request.method
+    try:
+        validate_package_name(name)
+    except PublishError as exc:
+        # Old packages may have names npm no longer allows for new ones
+        # (uppercase); reads of those are the uplinks' business. Locally we
+        # only ever stored valid names, so an invalid one is a bad request.
+        raise as_registry_error(exc) from None
+    if not rest:
+        if method in {"GET", "HEAD"}:
+            return await get_packument(request, name)
+        if method == "PUT":
+            return await put_package(request, name)
+    elif rest[0] == "-rev" and len(rest) == 2:
+        if method == "PUT":
+            body = await read_json(request)
+            if not isinstance(body, dict):
+                raise BadRequest("request body must be a JSON object")
+            return await changes.change_packument(request, name, body)
+        if method == "DELETE":
+            return await changes.unpublish_package(request, name)
+    elif rest[0] == "-" and len(rest) == 2:
+        if method in {"GET", "HEAD"}:
+            return await get_tarball(request, name, rest[1])
+    elif rest[0] == "-" and len(rest) == 4 and rest[2] == "-rev":
+        if method == "DELETE":
+            return await changes.unpublish_tarball(request, name, rest[1])
+    elif len(rest) == 1 and rest[0] and not rest[0].startswith("-"):
+        if method in {"GET", "HEAD"}:
+            return await get_manifest(request, name, rest[0])
+        if method == "PUT":
+            # Legacy `npm dist-tag add`: PUT /{name}/{tag} with "version" as body.
+            return await changes.put_dist_tag_legacy(request, name, rest[0])
+    else:
+        raise NotFoundError("not found")
+    raise MethodNotAllowed(f"{method} is not supported on this path")
+
+
+def setup(app: web.Application) -> None:
+    """Register the package routes; the catch-all must come after every `/-/` route."""
+    changes.setup(app)
+    app.router.add_route("*", "/{tail:.*}", dispatch)

@@ -1,0 +1,72 @@
+"""The app over HTTP, on every backend: `make_client(**config)` and `client`."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient
+
+from registry.app import SERVER_KWARGS, create_app
+from registry.config import parse_config
+from tests.conftest import unique
+from tests.servers import AwsEndpoint
+
+MakeClient = Callable[..., Awaitable[TestClient]]
+
+BACKENDS = ["embedded", "aws"]
+AWS_BUCKET = "tarhold-http"
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+async def storage_config(request: pytest.FixtureRequest, backend: str, tmp_path: Path) -> dict[str, Any]:
+    """The storage part of a config: a fresh directory, or S3 + DynamoDB on the
+    moto server with a fresh key prefix and a fresh table."""
+    if backend == "embedded":
+        return {"storage": str(tmp_path / "storage")}
+    endpoint: AwsEndpoint = request.getfixturevalue("moto_server")
+    section = {
+        **endpoint.s3_section(AWS_BUCKET, unique("p") + "/"),
+        **endpoint.dynamodb_section(unique("tarhold-http")),
+    }
+    await provision(section)
+    return {"store": {"aws-s3-storage": section}}
+
+
+async def provision(section: dict[str, Any]) -> None:
+    """What `tarhold init` does: the bucket and the table."""
+    from storage.backends import build_backends
+    from storage.provision import ensure_bucket, ensure_table
+
+    store, database = build_backends("aws-s3-storage", section=section)
+    await store.open()
+    await database.open()
+    try:
+        await ensure_bucket(store)  # type: ignore[arg-type]
+        await ensure_table(database)  # type: ignore[arg-type]
+    finally:
+        await database.close()
+        await store.close()
+
+
+@pytest.fixture
+def make_client(aiohttp_client: Any, storage_config: dict[str, Any]) -> MakeClient:
+    """Start an app on the test's storage; several calls share that storage."""
+
+    async def make(**options: Any) -> TestClient:
+        config = parse_config({**storage_config, "log": {"level": "debug"}, **options})
+        return await aiohttp_client(create_app(config), server_kwargs=dict(SERVER_KWARGS))
+
+    return make
+
+
+@pytest.fixture
+async def client(make_client: MakeClient) -> TestClient:
+    return await make_client()
