@@ -60,7 +60,12 @@ async def change_packument(request: web.Request, name: str, body: dict[str, Any]
     current = await packages.read_live(name)
     if current is None:
         raise NotFoundError(f"package {name} not found")
-    removing = set(current.doc.get("versions", {})) - set((body.get("versions") or {}))
+    if set(body) <= STAR_KEYS and "users" in body:
+        return await star(request, name, body)
+    removing = (
+        set(current.doc.get("versions", {})) - set(body["versions"] or {})
+        if "versions" in body else set()
+    )
     user = authorize(request, name, "unpublish" if removing else "publish")
     stamp = now_iso()
 
@@ -76,6 +81,35 @@ async def change_packument(request: web.Request, name: str, body: dict[str, Any]
     new, old = await packages.update_packument(name, apply)
     await _after_change(packages, name, new, old)
     return web.json_response({"ok": "package changed", "success": True}, status=201)
+
+
+STAR_KEYS = frozenset({"_id", "_rev", "users", "name"})
+
+
+async def star(request: web.Request, name: str, body: dict[str, Any]) -> web.Response:
+    """npm star/unstar: any reader may add or remove their own entry, nobody else's."""
+    identity = require_user(request)
+    require_write(identity)
+    if not is_allowed(identity, _principals(request, name, "access")):
+        raise Forbidden(f"{identity.user} may not access package {name}")
+    users = body.get("users")
+    if not isinstance(users, dict):
+        raise BadRequest("users must be an object")
+    starred = bool(users.get(identity.user))
+    packages = packages_of(request)
+
+    def apply(doc: dict[str, Any] | None) -> dict[str, Any]:
+        if doc is None or not doc.get("versions"):
+            raise NotFoundError(f"package {name} not found")
+        stars = dict(doc.get("users") or {})
+        if starred:
+            stars[identity.user] = True
+        else:
+            stars.pop(identity.user, None)
+        return {**doc, "users": stars}
+
+    await packages.update_packument(name, apply)
+    return web.json_response({"ok": "stars updated", "success": True}, status=201)
 
 
 async def _after_change(

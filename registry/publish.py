@@ -129,6 +129,7 @@ async def publish(
             integrity=info.integrity,
             file_count=facts.file_count,
             unpacked_size=facts.unpacked_size,
+            has_shrinkwrap=facts.has_shrinkwrap,
         )
         stamp = now_iso()
 

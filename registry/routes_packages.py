@@ -24,7 +24,7 @@ from .packument import PublishError, manifest_for
 from .publish import publish
 from .rules import PackageRule, rule_for
 from . import changes
-from .urls import base_url, split_package_path
+from .urls import base_url, is_readable_name, split_package_path
 
 LOG = logging.getLogger(__name__)
 
@@ -155,7 +155,7 @@ async def put_package(request: web.Request, name: str) -> web.StreamResponse:
     body = await read_json(request)
     if not isinstance(body, dict):
         raise BadRequest("request body must be a JSON object")
-    if "_attachments" in body or "versions" not in body:
+    if "_attachments" in body:
         # npm publish: PUT /{name} with the version and its tarball.
         identity = check_publish(request, name)
         request_base = base_url(request)
@@ -175,13 +175,14 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
     if parsed is None or raw_path.startswith("/-/") or raw_path == "/-":
         raise NotFoundError("not found")
     name, rest, method = parsed.name, parsed.rest, request.method
-    try:
-        validate_package_name(name)
-    except PublishError as exc:
-        # Old packages may have names npm no longer allows for new ones
-        # (uppercase); reads of those are the uplinks' business. Locally we
-        # only ever stored valid names, so an invalid one is a bad request.
-        raise as_registry_error(exc) from None
+    if not is_readable_name(name):
+        raise BadRequest(f"invalid package name {name!r}")
+    if method not in {"GET", "HEAD"}:
+        # Anything that writes must use a name npm allows for new packages.
+        try:
+            validate_package_name(name)
+        except PublishError as exc:
+            raise as_registry_error(exc) from None
     if not rest:
         if method in {"GET", "HEAD"}:
             return await get_packument(request, name)

@@ -62,3 +62,22 @@ def split_package_path(raw_path: str, prefix: str = "") -> PackagePath | None:
         name = first
         rest = segments[1:]
     return PackagePath(name, tuple(unquote(s) for s in rest))
+
+
+# What a stored or mirrored package may be called: npm's rules for new names
+# are stricter (no uppercase, no core-module names), but old packages that
+# predate them must stay readable. This only keeps names path-safe.
+READABLE_PART = re.compile(r"[A-Za-z0-9._~!*'()-][A-Za-z0-9._~!*'()-]*")
+
+
+def is_readable_name(name: str) -> bool:
+    """True for a name that can be looked up safely (scoped or not)."""
+    if not name or len(name) > 214 or name.startswith((".", "_")):
+        return False
+    parts = name[1:].split("/") if name.startswith("@") else [name]
+    if len(parts) != (2 if name.startswith("@") else 1):
+        return False
+    return all(
+        READABLE_PART.fullmatch(part) and part not in {".", ".."} and not part.startswith(".")
+        for part in parts
+    )

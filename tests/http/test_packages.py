@@ -353,10 +353,34 @@ async def test_unknown_dash_paths_are_404_not_400(client: TestClient) -> None:
     assert response.status == 404
 
 
-async def test_star_is_a_clear_405_or_works(client: TestClient, alice: str) -> None:
+async def test_star_touches_only_the_starring_users_entry(client: TestClient, alice: str) -> None:
+    bob = await add_user(client, "bob")
     await publish(client, alice, "s", "1.0.0")
     doc = await (await client.get("/s?write=true", headers=bearer(alice))).json()
-    doc["users"] = {"alice": True}
-    response = await client.put(f"/s/-rev/{doc['_rev']}", json=doc, headers=bearer(alice))
-    assert response.status in {201, 405}
-    assert path_of("@a/b") == "/@a%2Fb"
+    response = await client.put("/s", json={"_id": "s", "_rev": doc["_rev"], "users": {"alice": True}}, headers=bearer(alice))
+    assert response.status == 201, await response.text()
+    # bob is no maintainer; he may star, and his body cannot drop alice's star
+    response = await client.put("/s", json={"_id": "s", "_rev": doc["_rev"], "users": {"bob": True}}, headers=bearer(bob))
+    assert response.status == 201, await response.text()
+    assert (await packument(client, "s"))["users"] == {"alice": True, "bob": True}
+    response = await client.put("/s", json={"_id": "s", "users": {}}, headers=bearer(bob))
+    assert response.status == 201
+    assert (await packument(client, "s"))["users"] == {"alice": True}
+
+
+async def test_owner_change_alone_needs_publish_rights_not_unpublish(make_client: MakeClient) -> None:
+    client = await make_client(packages={"**": {"access": "$all", "publish": "$authenticated", "unpublish": "nobody"}})
+    alice = await add_user(client, "alice")
+    await add_user(client, "bob")
+    await publish(client, alice, "o", "1.0.0")
+    doc = await (await client.get("/o?write=true", headers=bearer(alice))).json()
+    body = {"_id": "o", "_rev": doc["_rev"], "maintainers": [*doc["maintainers"], {"name": "bob", "email": "b@example.com"}]}
+    response = await client.put(f"/o/-rev/{doc['_rev']}", json=body, headers=bearer(alice))
+    assert response.status == 201, await response.text()
+    assert [m["name"] for m in (await packument(client, "o"))["maintainers"]] == ["alice", "bob"]
+
+
+async def test_legacy_names_are_readable_but_not_publishable(client: TestClient, alice: str) -> None:
+    assert (await client.get("/JSONStream")).status == 404  # readable name, just absent
+    response = await client.put("/JSONStream", json=publish_body("JSONStream", "1.0.0"), headers=bearer(alice))
+    assert response.status == 400
