@@ -17,8 +17,8 @@ from typing import Any
 
 import orjson
 
+from .aws import CONFIG_SECTION, AwsClient, AwsOptions, client_error_code, opt_str, translate
 from .base import Conflict, NotFound, RegistryDatabase, StorageError
-from .s3 import CONFIG_SECTION, AwsClient, AwsOptions, client_error_code, opt_str, translate
 
 LOG = logging.getLogger(__name__)
 

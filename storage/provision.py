@@ -12,9 +12,10 @@ import logging
 import time
 from typing import Any
 
+from .aws import client_error_code, client_error_status, translate
 from .base import StorageError
 from .dynamodb import DynamoRegistryDatabase
-from .s3 import S3PackageStore, client_error_code, client_error_status, translate
+from .s3 import S3PackageStore
 
 LOG = logging.getLogger(__name__)
 

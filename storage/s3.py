@@ -6,28 +6,29 @@ balancer never overwrite each other. Tarballs stream in: one PutObject when
 small, a multipart upload of 8 MiB parts otherwise, aborted on any error so
 nothing becomes visible. The options are those of verdaccio-aws-s3-storage.
 
-The first section (option parsing, client creation, error translation) is
-shared with the DynamoDB backend, which reads the same config section.
+Option parsing, client creation and error translation live in `aws`, shared
+with the DynamoDB backend, which reads the same config section; the multipart
+upload lives in `s3_multipart`.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import io
 import logging
-from collections.abc import AsyncIterable, AsyncIterator, Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import AsyncIterable, AsyncIterator, Mapping
 from typing import Any
 
-import aiohttp
-from aiobotocore.config import AioConfig
-from aiobotocore.session import get_session
-from botocore.exceptions import BotoCoreError, ClientError
-
+from .aws import (
+    CONFIG_SECTION,
+    AwsClient,
+    AwsOptions,
+    client_error_code,
+    client_error_status,
+    opt_bool,
+    opt_str,
+    translate,
+)
 from .base import (
     PACKUMENT_FILE,
-    ConfigError,
     Conflict,
     NotFound,
     PackageStore,
@@ -37,6 +38,7 @@ from .base import (
     TarballReader,
     no_folder,
 )
+from .s3_multipart import BufferBody, MultipartUpload
 
 LOG = logging.getLogger(__name__)
 
@@ -45,171 +47,11 @@ S3_KEYS: frozenset[str] = frozenset(
     " accessKeyId secretAccessKey sessionToken proxy".split()
 )
 
-CONFIG_SECTION = "store.aws-s3-storage"
 PART_SIZE = 8 * 1024 * 1024
 READ_CHUNK = 256 * 1024
 DELETE_BATCH = 1000
 MISSING_CODES = frozenset({"NoSuchKey", "NotFound", "404"})
 CONFLICT_CODES = frozenset({"PreconditionFailed", "ConditionalRequestConflict"})
-
-# Abort tasks run shielded from the cancellation that triggered them; keep a
-# reference so a pending abort is not garbage-collected mid-flight.
-_BACKGROUND: set[asyncio.Task[None]] = set()
-
-
-# -- shared with the DynamoDB backend (same config section, same SDK) --------
-
-
-def opt_str(section: Mapping[str, Any], key: str, where: str, *, required: bool = False) -> str | None:
-    """A string option; None (or "") when absent, ConfigError when mistyped."""
-    value = section.get(key)
-    if value is None or value == "":
-        if required:
-            raise ConfigError(f"{where}.{key}", "is required and must be a non-empty string")
-        return None
-    if not isinstance(value, str):
-        raise ConfigError(f"{where}.{key}", "must be a string")
-    return value
-
-
-def opt_bool(section: Mapping[str, Any], key: str, where: str) -> bool:
-    """A boolean option; the strings "true"/"false" count, as an env var gives them."""
-    value = section.get(key, False)
-    if isinstance(value, str) and value.lower() in ("true", "false"):
-        return value.lower() == "true"
-    if not isinstance(value, bool):
-        raise ConfigError(f"{where}.{key}", "must be true or false")
-    return value
-
-
-@dataclass(frozen=True)
-class AwsOptions:
-    """Where and as whom an aiobotocore client connects."""
-
-    region: str | None = None
-    endpoint: str | None = None
-    access_key_id: str | None = None
-    secret_access_key: str | None = None
-    session_token: str | None = None
-    proxy: str | None = None
-
-    @classmethod
-    def from_section(cls, section: Mapping[str, Any], where: str = CONFIG_SECTION) -> AwsOptions:
-        key_id = opt_str(section, "accessKeyId", where)
-        secret = opt_str(section, "secretAccessKey", where)
-        token = opt_str(section, "sessionToken", where)
-        if (key_id is None) != (secret is None):
-            missing = "accessKeyId" if key_id is None else "secretAccessKey"
-            raise ConfigError(f"{where}.{missing}", "accessKeyId and secretAccessKey go together")
-        if token is not None and key_id is None:
-            raise ConfigError(f"{where}.sessionToken", "needs accessKeyId and secretAccessKey")
-        return cls(
-            region=opt_str(section, "region", where),
-            endpoint=opt_str(section, "endpoint", where),
-            access_key_id=key_id,
-            secret_access_key=secret,
-            session_token=token,
-            proxy=opt_str(section, "proxy", where),
-        )
-
-    def create_client(self, service: str, **config: Any) -> Any:
-        """The (not yet entered) async context manager of an aiobotocore client.
-
-        `config` adds botocore Config options (e.g. `s3={...}`).
-        """
-        session = get_session()
-        # A local endpoint (moto, SeaweedFS, DynamoDB Local) still needs some
-        # region to sign with; on AWS the default chain decides.
-        region = self.region or session.get_config_variable("region")
-        if region is None and self.endpoint:
-            region = "us-east-1"
-        config = {
-            "connect_timeout": 10,
-            "read_timeout": 60,
-            "retries": {"max_attempts": 3, "mode": "standard"},
-            "max_pool_connections": 64,
-            **config,
-        }
-        if self.proxy:
-            config["proxies"] = {"http": self.proxy, "https": self.proxy}
-        kwargs: dict[str, Any] = {"region_name": region, "config": AioConfig(**config)}
-        if self.endpoint:
-            kwargs["endpoint_url"] = self.endpoint
-        if self.access_key_id:
-            # Only explicit keys are passed: otherwise the default chain
-            # (env, profile, web identity, instance role) applies.
-            kwargs["aws_access_key_id"] = self.access_key_id
-            kwargs["aws_secret_access_key"] = self.secret_access_key
-            if self.session_token:
-                kwargs["aws_session_token"] = self.session_token
-        return session.create_client(service, **kwargs)
-
-
-def client_error_code(exc: BaseException) -> str:
-    """The AWS error code of a ClientError ("" for anything else)."""
-    if isinstance(exc, ClientError):
-        return str(exc.response.get("Error", {}).get("Code", ""))
-    return ""
-
-
-def client_error_status(exc: BaseException) -> int | None:
-    if isinstance(exc, ClientError):
-        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-        return int(status) if status is not None else None
-    return None
-
-
-@contextlib.contextmanager
-def translate(what: str) -> Iterator[None]:
-    """Turn SDK and connection errors into StorageError naming the operation."""
-    try:
-        yield
-    except StorageError:
-        raise
-    except ClientError as exc:
-        message = exc.response.get("Error", {}).get("Message", "")
-        raise StorageError(f"{what}: {client_error_code(exc)} {message}".rstrip()) from exc
-    except (BotoCoreError, aiohttp.ClientError, OSError) as exc:  # TimeoutError is an OSError
-        raise StorageError(f"{what}: {exc}") from exc
-
-
-class AwsClient:
-    """Owns one aiobotocore client: `open()` creates it, `close()` releases it."""
-
-    service = ""
-
-    def __init__(self, aws: AwsOptions) -> None:
-        self.aws = aws
-        self._client: Any = None
-        self._stack: contextlib.AsyncExitStack | None = None
-
-    def client_config(self) -> dict[str, Any]:
-        return {}
-
-    async def open(self) -> None:
-        """Create the client; call once before any other method."""
-        if self._client is not None:
-            return
-        stack = contextlib.AsyncExitStack()
-        with translate(f"creating the {self.service} client"):
-            manager = self.aws.create_client(self.service, **self.client_config())
-            self._client = await stack.enter_async_context(manager)
-        self._stack = stack
-
-    async def close(self) -> None:
-        stack, self._stack, self._client = self._stack, None, None
-        if stack is not None:
-            with translate(f"closing the {self.service} client"):
-                await stack.aclose()
-
-    @property
-    def client(self) -> Any:
-        if self._client is None:
-            raise StorageError(f"the {self.service} client is not open")
-        return self._client
-
-
-# -- S3 ---------------------------------------------------------------------
 
 
 def is_missing(exc: Exception) -> bool:
@@ -479,138 +321,9 @@ class S3PackageStore(AwsClient, PackageStore):
             raise StorageError(f"s3 bucket {self.bucket} is not reachable: {reason}") from exc
 
 
-class BufferBody(io.RawIOBase):
-    """A seekable read-only file over a bytearray, without copying it.
-
-    Sent as a request body, aiohttp streams a file in small chunks; a bytes
-    body goes to the transport whole, where Python 3.11 copies what the socket
-    did not take at once (most of a part) into its own buffer.
-    """
-
-    def __init__(self, data: bytearray) -> None:
-        super().__init__()
-        self._view = memoryview(data)
-        self._pos = 0
-
-    def close(self) -> None:
-        # Drop the view now: botocore's request objects may live on in a
-        # reference cycle, and with them a whole part until the next GC.
-        self._view = memoryview(b"")
-        super().close()
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def read(self, size: int | None = -1) -> bytes:
-        # One copy of the piece asked for (RawIOBase.read would make three).
-        end = len(self._view) if size is None or size < 0 else self._pos + size
-        piece = bytes(self._view[self._pos : end])
-        self._pos += len(piece)
-        return piece
-
-    def readinto(self, buffer: Any) -> int:
-        piece = self._view[self._pos : self._pos + len(buffer)]
-        buffer[: len(piece)] = piece
-        self._pos += len(piece)
-        return len(piece)
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: len(self._view)}[whence]
-        self._pos = max(0, base + offset)
-        return self._pos
-
-    def tell(self) -> int:
-        return self._pos
-
-
-class MultipartUpload:
-    """One S3 multipart upload in progress: parts sent so far, complete or abort."""
-
-    def __init__(self, client: Any, bucket: str, key: str, upload_id: str, checksum: str | None) -> None:
-        self.client = client
-        self.bucket = bucket
-        self.key = key
-        self.upload_id = upload_id
-        self.checksum = checksum
-        self.parts: list[dict[str, Any]] = []
-
-    @classmethod
-    async def start(cls, client: Any, bucket: str, key: str, extra: Mapping[str, str]) -> MultipartUpload:
-        # botocore checksums each part by default (request_checksum_calculation
-        # "when_supported"); the upload must then be created with the same
-        # algorithm and the part checksums sent again on completion, exactly as
-        # s3transfer does, or S3 rejects the parts.
-        checksum = "CRC32" if client.meta.config.request_checksum_calculation == "when_supported" else None
-        args = dict(extra)
-        if checksum:
-            args["ChecksumAlgorithm"] = checksum
-        with translate(f"starting multipart upload of {key}"):
-            response = await client.create_multipart_upload(Bucket=bucket, Key=key, **args)
-        LOG.debug("multipart upload %s of %s started", response["UploadId"], key)
-        return cls(client, bucket, key, response["UploadId"], checksum)
-
-    async def send(self, data: bytearray) -> None:
-        number = len(self.parts) + 1
-        args = {"ChecksumAlgorithm": self.checksum} if self.checksum else {}
-        with translate(f"uploading part {number} of {self.key}"), BufferBody(data) as body:
-            response = await self.client.upload_part(
-                Bucket=self.bucket,
-                Key=self.key,
-                UploadId=self.upload_id,
-                PartNumber=number,
-                Body=body,
-                **args,
-            )
-        part: dict[str, Any] = {"ETag": response["ETag"], "PartNumber": number}
-        member = f"Checksum{self.checksum}"
-        if self.checksum and member in response:
-            part[member] = response[member]
-        self.parts.append(part)
-
-    async def complete(self) -> None:
-        with translate(f"completing multipart upload of {self.key}"):
-            await self.client.complete_multipart_upload(
-                Bucket=self.bucket,
-                Key=self.key,
-                UploadId=self.upload_id,
-                MultipartUpload={"Parts": self.parts},
-            )
-
-    async def abort(self) -> None:
-        """Abort the upload, even while the calling task is being cancelled.
-
-        Never raises anything but CancelledError: a failed abort is logged.
-        """
-        task = asyncio.get_running_loop().create_task(self._abort())
-        _BACKGROUND.add(task)
-        task.add_done_callback(_BACKGROUND.discard)
-        await asyncio.shield(task)
-
-    async def _abort(self) -> None:
-        try:
-            await self.client.abort_multipart_upload(
-                Bucket=self.bucket, Key=self.key, UploadId=self.upload_id
-            )
-            LOG.debug("multipart upload %s of %s aborted", self.upload_id, self.key)
-        except Exception as exc:  # noqa: BLE001 - the original error matters more
-            LOG.warning(
-                "could not abort multipart upload %s of %s (a lifecycle rule"
-                " AbortIncompleteMultipartUpload cleans it up): %s",
-                self.upload_id,
-                self.key,
-                exc,
-            )
-
 
 __all__ = [
     "S3_KEYS",
-    "AwsClient",
-    "AwsOptions",
-    "MultipartUpload",
     "S3PackageStore",
     "S3TarballReader",
-    "translate",
 ]
