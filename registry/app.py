@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import re
 import secrets as pysecrets
@@ -16,8 +17,8 @@ from storage.base import NotFound, StorageError
 
 from .config import Config
 from .errors import RegistryError
-from . import routes_auth, routes_packages, search
-from .keys import CONFIG, DATABASE, PACKAGES, SECRET, STORE
+from . import routes_auth, routes_packages, routes_uplink, search
+from .keys import CONFIG, DATABASE, MIRROR, PACKAGES, SECRET, STORE
 from .packages import Packages
 from .logs import REQUEST_ID
 from .rules import storage_folder
@@ -139,13 +140,30 @@ def create_app(config: Config) -> web.Application:
     app[STORE] = store
     app[DATABASE] = database
     app[PACKAGES] = Packages(store, database)
+    from uplinks.mirror import Mirror
+
+    app[MIRROR] = Mirror(app[PACKAGES], config.uplinks)
     app.cleanup_ctx.append(storage_ctx)
+    app.cleanup_ctx.append(mirror_ctx)
     app.router.add_get("/-/ping", ping)
     app.router.add_get("/health", health)
     routes_auth.install(app)
     search.setup(app)
+    routes_uplink.setup(app)
     routes_packages.setup(app)  # last: its catch-all route takes whatever is left
     return app
+
+
+async def mirror_ctx(app: web.Application) -> AsyncIterator[None]:
+    mirror = app[MIRROR]
+    # Every instance of one deployment shares the secret, so they share the
+    # Via token that stops two registries proxying each other from looping.
+    mirror.via_id = hashlib.sha256(app[SECRET].encode()).hexdigest()[:12]
+    await mirror.start()
+    try:
+        yield
+    finally:
+        await mirror.close()
 
 
 async def storage_ctx(app: web.Application) -> AsyncIterator[None]:

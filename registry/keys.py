@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from aiohttp import web
 
 from storage.base import PackageStore, RegistryDatabase
@@ -9,8 +11,12 @@ from storage.base import PackageStore, RegistryDatabase
 from .config import Config
 from .packages import Packages
 
+if TYPE_CHECKING:
+    from uplinks.mirror import Mirror
+
 CONFIG = web.AppKey("config", Config)
 STORE = web.AppKey("store", PackageStore)
 DATABASE = web.AppKey("database", RegistryDatabase)
 SECRET = web.AppKey("secret", str)
 PACKAGES = web.AppKey("packages", Packages)
+MIRROR: web.AppKey[Mirror] = web.AppKey("mirror")

@@ -34,6 +34,7 @@ PARSED_CACHE_ENTRIES = 256
 GZIP_MIN_BYTES = 1024
 
 FULL = "application/json"
+MIRROR_MARK = "_tarhold"  # uplinks.mirror marks mirrored documents with it
 ABBREVIATED = "application/vnd.npm.install-v1+json"
 
 
@@ -46,6 +47,12 @@ def now_iso() -> str:
 def revision(token: str, doc: dict[str, Any]) -> str:
     """A CouchDB-style `_rev` derived from the stored version token."""
     return f"{len(doc.get('time', {}))}-{hashlib.sha1(token.encode()).hexdigest()[:16]}"
+
+
+def is_mirrored(doc: dict[str, Any]) -> bool:
+    """A copy of an uplink's document (never a package published here)."""
+    mark = doc.get(MIRROR_MARK)
+    return isinstance(mark, dict) and "uplink" in mark
 
 
 def is_tombstone(doc: dict[str, Any]) -> bool:
@@ -100,6 +107,13 @@ class Packages:
             self._parsed[key] = doc
         return Current(doc, stored.token)
 
+    def cached_doc(self, name: str, token: str) -> dict[str, Any] | None:
+        """The parsed document for a token this process has seen, without I/O."""
+        return self._parsed.get((name, token))
+
+    def remember(self, name: str, token: str, doc: dict[str, Any]) -> None:
+        self._parsed[(name, token)] = doc
+
     async def read_live(self, name: str) -> Current | None:
         """The packument, or None for a missing or fully unpublished package."""
         current = await self.read(name)
@@ -113,6 +127,7 @@ class Packages:
         rendered = self._rendered.get(key)
         if rendered is None:
             doc = rewrite_tarball_urls(current.doc, base)
+            doc.pop(MIRROR_MARK, None)
             if variant == ABBREVIATED:
                 doc = abbreviate(doc)
             else:

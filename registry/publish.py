@@ -19,7 +19,7 @@ from typing import IO, Any
 
 from .errors import BadRequest, Forbidden, Unprocessable
 from .names import tarball_filename, validate_package_name
-from .packages import Packages, as_registry_error, now_iso
+from .packages import Packages, as_registry_error, is_mirrored, now_iso
 from .packument import AttachmentInfo, PublishError, apply_publish
 from .tarball import inspect_tarball
 
@@ -109,6 +109,8 @@ async def publish(
 
     # Refuse early (before decoding anything) what the current document refuses.
     current = await packages.read(name)
+    if current is not None and is_mirrored(current.doc):
+        current = None
     check_maintainer(current.doc if current else None, user)
     if current and version in current.doc.get("time", {}):
         raise Forbidden(f"cannot publish over the previously published version {version} of {name}")
@@ -134,6 +136,8 @@ async def publish(
         stamp = now_iso()
 
         def apply(doc: dict[str, Any] | None) -> dict[str, Any]:
+            if doc is not None and is_mirrored(doc):
+                doc = None  # allowed to shadow the uplink: start a document of our own
             check_maintainer(doc, user)
             try:
                 new, _ = apply_publish(

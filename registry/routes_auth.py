@@ -1,7 +1,7 @@
 """Accounts and tokens over HTTP, as the npm CLI calls them.
 
 - `PUT /-/user/org.couchdb.user:{name}`: `npm adduser`, `npm login --auth-type=legacy`
-- `GET /-/user/org.couchdb.user:{name}`: the user's own document
+- `GET /-/user/org.couchdb.user:{name}`: a user's public document (`npm owner add`)
 - `GET /-/whoami`, `DELETE /-/user/token/{token}` (`npm logout`)
 - `GET|POST /-/npm/v1/user`: `npm profile get|set`
 - `GET|POST /-/npm/v1/tokens`, `DELETE /-/npm/v1/tokens/token/{key}`: `npm token`
@@ -136,11 +136,13 @@ async def put_user(request: web.Request) -> web.Response:
 
 
 async def get_user_document(request: web.Request) -> web.Response:
-    """The CouchDB user document, for the user themselves only."""
+    """A user's public document ({name, email}) for any signed-in user.
+
+    `npm owner add NAME` reads it to learn the new maintainer's email, which
+    npm's adduser prompt already calls public. Anonymous requests get 401.
+    """
     name = user_name(request)
-    identity = require_user(request)
-    if identity.user != name:
-        raise Forbidden("you can only read your own user document")
+    require_user(request)
     user = await get_user(request.app[DATABASE], name)
     if user is None:
         raise NotFoundError("no such user")

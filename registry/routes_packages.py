@@ -16,10 +16,29 @@ from aiohttp import web
 from storage.base import NotFound
 
 from .auth import Identity, is_allowed, require_user, require_write
-from .errors import BadRequest, Forbidden, MethodNotAllowed, NotFoundError, PayloadTooLarge
-from .keys import CONFIG, PACKAGES
+from uplinks.base import PackageNotFound, UplinkError
+
+from .errors import (
+    BadGateway,
+    BadRequest,
+    ClientGone,
+    Forbidden,
+    MethodNotAllowed,
+    NotFoundError,
+    PayloadTooLarge,
+    RegistryError,
+)
+from .keys import CONFIG, MIRROR, PACKAGES
 from .names import is_safe_filename, validate_package_name
-from .packages import ABBREVIATED, FULL, Packages, Rendered, as_registry_error
+from .packages import (
+    ABBREVIATED,
+    FULL,
+    MIRROR_MARK,
+    Current,
+    Rendered,
+    as_registry_error,
+    is_mirrored,
+)
 from .packument import PublishError, manifest_for
 from .publish import publish
 from .rules import PackageRule, rule_for
@@ -102,10 +121,15 @@ def bytes_response(request: web.Request, rendered: Rendered, content_type: str) 
     return web.Response(body=rendered.body, headers=headers, content_type=content_type)
 
 
+async def resolve(request: web.Request, name: str, rule: PackageRule) -> Current | None:
+    """The local document, or the uplinks' (fresh, refreshed or stale) per the rule's proxy."""
+    return await request.app[MIRROR].packument(name, rule.proxy, request.headers.get("Via", ""))
+
+
 async def get_packument(request: web.Request, name: str) -> web.StreamResponse:
-    check_access(request, name)
+    rule = check_access(request, name)
     packages = request.app[PACKAGES]
-    current = await packages.read_live(name)
+    current = await resolve(request, name, rule)
     if current is None:
         raise NotFoundError(f"package {name} not found")
     variant = ABBREVIATED if wants_abbreviated(request) and "write" not in request.query else FULL
@@ -115,9 +139,9 @@ async def get_packument(request: web.Request, name: str) -> web.StreamResponse:
 
 
 async def get_manifest(request: web.Request, name: str, spec: str) -> web.StreamResponse:
-    check_access(request, name)
+    rule = check_access(request, name)
     packages = request.app[PACKAGES]
-    current = await packages.read_live(name)
+    current = await resolve(request, name, rule)
     if current is None:
         raise NotFoundError(f"package {name} not found")
     rendered = packages.render(name, current, base_url(request), FULL)
@@ -128,13 +152,15 @@ async def get_manifest(request: web.Request, name: str, spec: str) -> web.Stream
 
 
 async def get_tarball(request: web.Request, name: str, filename: str) -> web.StreamResponse:
-    check_access(request, name)
+    rule = check_access(request, name)
     if not is_safe_filename(filename):
         raise BadRequest(f"invalid tarball file name {filename!r}")
     packages = request.app[PACKAGES]
     try:
         reader = await packages.store.open_tarball(name, filename)
     except NotFound:
+        if rule.proxy:
+            return await mirror_tarball(request, name, filename, rule)
         raise NotFoundError(f"tarball {filename} of {name} not found") from None
     async with reader:
         headers = {"ETag": reader.etag, "Cache-Control": "public, max-age=31536000, immutable"}
@@ -151,6 +177,46 @@ async def get_tarball(request: web.Request, name: str, filename: str) -> web.Str
         return response
 
 
+async def mirror_tarball(
+    request: web.Request, name: str, filename: str, rule: PackageRule
+) -> web.StreamResponse:
+    """Stream a tarball from its uplink while it is mirrored; cut off on any failure."""
+    download = await request.app[MIRROR].tarball(
+        name, filename, rule.proxy, request.headers.get("Via", "")
+    )
+    if download is None:
+        raise NotFoundError(f"tarball {filename} of {name} not found")
+    chunks = download.follow()
+    try:
+        await download.started.wait()
+        if download.error is not None and download.written == 0:
+            raise download.error
+    except UplinkError as exc:
+        await chunks.aclose()
+        if isinstance(exc, PackageNotFound):
+            raise NotFoundError(f"tarball {filename} of {name} not found upstream") from None
+        raise BadGateway(f"could not fetch {filename} of {name}: {exc}") from None
+    response = web.StreamResponse(headers={"Cache-Control": "public, max-age=31536000, immutable"})
+    response.content_type = "application/octet-stream"
+    if download.size is not None:
+        response.content_length = download.size
+    else:
+        response.enable_chunked_encoding()
+    await response.prepare(request)
+    try:
+        async for chunk in chunks:
+            await response.write(chunk)
+    except UplinkError as exc:
+        # Headers are gone: the only honest signal left is a cut connection,
+        # never a complete-looking body with the wrong bytes.
+        LOG.warning("cut off %s/%s for the client: %s", name, filename, exc)
+        if request.transport is not None:
+            request.transport.abort()
+        raise ClientGone() from None
+    await response.write_eof()
+    return response
+
+
 async def put_package(request: web.Request, name: str) -> web.StreamResponse:
     body = await read_json(request)
     if not isinstance(body, dict):
@@ -158,6 +224,7 @@ async def put_package(request: web.Request, name: str) -> web.StreamResponse:
     if "_attachments" in body:
         # npm publish: PUT /{name} with the version and its tarball.
         identity = check_publish(request, name)
+        await refuse_shadowing(request, name)
         request_base = base_url(request)
         await publish(
             request.app[PACKAGES], name, body, user=identity.user,
@@ -165,6 +232,24 @@ async def put_package(request: web.Request, name: str) -> web.StreamResponse:
         )
         return web.json_response({"ok": "created new package", "success": True}, status=201)
     return await changes.change_packument(request, name, body)
+
+
+async def refuse_shadowing(request: web.Request, name: str) -> None:
+    """A name an uplink serves may not be published here unless the rule allows it."""
+    rule = rule_of(request, name)
+    if not rule.proxy or rule.publish_over_uplink:
+        return
+    try:
+        current = await resolve(request, name, rule)
+    except RegistryError as exc:
+        LOG.warning("could not ask the uplinks about %s before publishing: %s", name, exc.message)
+        return
+    if current is not None and is_mirrored(current.doc):
+        uplink = current.doc[MIRROR_MARK]["uplink"]
+        raise Forbidden(
+            f"{name} is served by uplink {uplink}; publishing it here would shadow it"
+            " (set publish_over_uplink: true on its packages rule to allow this)"
+        )
 
 
 async def dispatch(request: web.Request) -> web.StreamResponse:

@@ -16,7 +16,10 @@ AUTHENTICATED = "$authenticated"
 # Older Verdaccio spellings, still found in configs in the field.
 ALIASES = {"@all": ALL, "@anonymous": ANONYMOUS, "@authenticated": AUTHENTICATED, "all": ALL}
 
-RULE_KEYS = {"access", "publish", "unpublish", "proxy", "storage", "allow_access", "allow_publish"}
+RULE_KEYS = {
+    "access", "publish", "unpublish", "proxy", "storage", "allow_access", "allow_publish",
+    "publish_over_uplink",
+}
 
 
 @dataclass(frozen=True)
@@ -28,6 +31,7 @@ class PackageRule:
     proxy: tuple[str, ...]
     storage: str | None
     regex: re.Pattern[str]
+    publish_over_uplink: bool = False
 
     def matches(self, name: str) -> bool:
         return self.regex.fullmatch(name) is not None
@@ -80,6 +84,12 @@ def _principals(key: str, value: Any) -> tuple[str, ...]:
     return tuple(ALIASES.get(item, item) for item in items)
 
 
+def _flag(key: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ConfigError(key, "must be true or false")
+    return value
+
+
 def parse_packages(raw: Any, uplinks: Mapping[str, Any]) -> tuple[PackageRule, ...]:
     if raw is None:
         entries = [(r["pattern"], r) for r in DEFAULT_RULES]
@@ -120,6 +130,7 @@ def parse_packages(raw: Any, uplinks: Mapping[str, Any]) -> tuple[PackageRule, .
                 proxy=proxy,
                 storage=storage or None,
                 regex=glob_to_regex(str(pattern)),
+                publish_over_uplink=_flag(f"{key}.publish_over_uplink", options.get("publish_over_uplink", False)),
             )
         )
     return tuple(rules)

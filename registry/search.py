@@ -10,6 +10,7 @@ from aiohttp import web
 from .auth import is_allowed
 from .errors import BadRequest
 from .keys import CONFIG, DATABASE
+from .routes_uplink import upstream_search
 from .rules import rule_for
 
 MAX_SIZE = 250
@@ -89,9 +90,15 @@ async def search(request: web.Request) -> web.Response:
             hits.append((value, entry))
     hits.sort(key=lambda hit: (-hit[0], hit[1]["name"]))
     top = max((h[0] for h in hits), default=1.0)
-    page = [result(entry, round(value / top, 4)) for value, entry in hits[offset:offset + size]]
+    objects = [result(entry, round(value / top, 4)) for value, entry in hits]
+    if text and offset + size > len(objects):
+        # Local results first, then the uplink's (names we hold locally win).
+        local = {o["package"]["name"] for o in objects}
+        upstream = await upstream_search(request, offset + size - len(objects))
+        objects += [o for o in upstream if o["package"].get("name") not in local]
+    page = objects[offset:offset + size]
     stamp = datetime.now(timezone.utc).strftime("%a %b %d %Y %H:%M:%S GMT+0000 (UTC)")
-    return web.json_response({"objects": page, "total": len(hits), "time": stamp})
+    return web.json_response({"objects": page, "total": len(objects), "time": stamp})
 
 
 def setup(app: web.Application) -> None:

@@ -1,0 +1,319 @@
+"""The caching mirror above the Uplink protocol: freshness, stale serves,
+circuit breaking and request coalescing for packuments.
+
+Mirrored packuments live in the package store at the same key as local ones,
+marked with a `_tarhold` field naming the uplink and its validators. A
+document without that mark was published here, and a published name is never
+fetched from or merged with an uplink (dependency-confusion guard).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import time
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+from typing import Any
+
+import aiohttp
+import orjson
+
+from registry.config import UplinkConfig
+from registry.errors import BadGateway, ServiceUnavailable
+from registry.packages import MIRROR_MARK, Current, Packages, is_mirrored, is_tombstone
+from storage.base import Conflict, ConfigError, StorageError
+
+from .base import PackageNotFound, Uplink, UplinkError
+from .breaker import CircuitBreaker
+from .npm import NpmUplink
+from .tee import Download, Expected, IntegrityError
+
+LOG = logging.getLogger(__name__)
+
+MARK = MIRROR_MARK
+LARGE_DOCUMENT = 256 * 1024
+
+
+def uplink_factories() -> dict[str, Any]:
+    """`type:` names to uplink classes: `npm`, plus the `tarhold.uplinks` entry points."""
+    factories: dict[str, Any] = {"npm": NpmUplink}
+    for entry in entry_points(group="tarhold.uplinks"):
+        factories.setdefault(entry.name, entry)
+    return factories
+
+
+@dataclass
+class UplinkStats:
+    """Counters per uplink; the metrics endpoint exposes them."""
+
+    counts: Counter[str] = field(default_factory=Counter)
+
+    def add(self, uplink: str, what: str, amount: int = 1) -> None:
+        self.counts[f"{uplink}:{what}"] += amount
+
+
+@dataclass(frozen=True)
+class Freshness:
+    token: str
+    checked: float  # monotonic time of the last answer from the uplink
+    maxage: float
+
+
+class Mirror:
+    """Packuments from uplinks, kept in the package store; one refresh per name at a time."""
+
+    def __init__(self, packages: Packages, configs: Mapping[str, UplinkConfig], via_id: str = "") -> None:
+        self.packages = packages
+        self.configs = dict(configs)
+        self.via_id = via_id
+        self.uplinks: dict[str, Uplink] = {}
+        self.breakers = {
+            name: CircuitBreaker(c.max_fails, c.fail_timeout) for name, c in self.configs.items()
+        }
+        self.stats = UplinkStats()
+        self.session: aiohttp.ClientSession | None = None
+        self._fresh: dict[str, Freshness] = {}
+        self._inflight: dict[str, asyncio.Task[Current | None]] = {}
+        self._downloads: dict[tuple[str, str], Download] = {}
+        self._download_tasks: set[asyncio.Task[int]] = set()
+        factories = uplink_factories()
+        for name, config in self.configs.items():
+            if config.type not in factories:
+                raise ConfigError(f"uplinks.{name}.type", f"no uplink type {config.type!r} is installed")
+
+    async def start(self) -> None:
+        self.session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=256, limit_per_host=64, ttl_dns_cache=300),
+            auto_decompress=True,
+        )
+        factories = uplink_factories()
+        for name, config in self.configs.items():
+            factory = factories[config.type]
+            if not isinstance(factory, type):
+                factory = factory.load()
+            self.uplinks[name] = factory(config, self.session)
+
+    async def close(self) -> None:
+        for task in [*self._inflight.values(), *self._download_tasks]:
+            task.cancel()
+        for uplink in self.uplinks.values():
+            await uplink.close()
+        if self.session is not None:
+            await self.session.close()
+
+    def via(self, incoming: str = "") -> str:
+        ours = f"1.1 tarhold-{self.via_id}"
+        return f"{incoming}, {ours}" if incoming else ours
+
+    def is_loop(self, incoming_via: str) -> bool:
+        """A request that already passed through this registry must not go upstream again."""
+        return bool(self.via_id) and f"tarhold-{self.via_id}" in incoming_via
+
+    # -- packuments -----------------------------------------------------------
+
+    async def packument(self, name: str, proxies: tuple[str, ...], via: str = "") -> Current | None:
+        """The document to serve for `name`: local, fresh mirrored, refreshed, or stale."""
+        fresh = self._fresh.get(name)
+        if fresh is not None and time.monotonic() - fresh.checked < fresh.maxage:
+            doc = self.packages.cached_doc(name, fresh.token)
+            if doc is not None:
+                self.stats.add(doc.get(MARK, {}).get("uplink", "-"), "hits")
+                return Current(doc, fresh.token)
+        stored = await self.packages.read(name)
+        if stored is not None and not is_mirrored(stored.doc):
+            return None if is_tombstone(stored.doc) else stored
+        usable = tuple(p for p in proxies if p in self.uplinks)
+        if not usable or self.is_loop(via):
+            return stored
+        if stored is not None and self._still_fresh(stored):
+            self.stats.add(stored.doc[MARK]["uplink"], "hits")
+            self._remember(name, stored)
+            return stored
+        task = self._inflight.get(name)
+        if task is None:
+            task = asyncio.ensure_future(self._refresh(name, usable, stored, via))
+            self._inflight[name] = task
+            task.add_done_callback(lambda _: self._inflight.pop(name, None))
+        # Shielded: a client that goes away does not cancel the others' fetch.
+        return await asyncio.shield(task)
+
+    def _still_fresh(self, stored: Current) -> bool:
+        mark = stored.doc[MARK]
+        config = self.configs.get(mark.get("uplink"))
+        return config is not None and time.time() - float(mark.get("fetched", 0)) < config.maxage
+
+    def _remember(self, name: str, current: Current) -> None:
+        config = self.configs.get(current.doc.get(MARK, {}).get("uplink"))
+        maxage = config.maxage if config else 0.0
+        self._fresh[name] = Freshness(current.token, time.monotonic(), maxage)
+
+    async def _refresh(
+        self, name: str, proxies: tuple[str, ...], stored: Current | None, via: str
+    ) -> Current | None:
+        problems: list[str] = []
+        not_found = 0
+        for uplink_name in proxies:
+            breaker = self.breakers[uplink_name]
+            if not breaker.allow():
+                problems.append(f"{uplink_name}: circuit open")
+                continue
+            uplink = self.uplinks[uplink_name]
+            mark = stored.doc[MARK] if stored is not None and stored.doc[MARK].get("uplink") == uplink_name else {}
+            try:
+                fetched = await uplink.fetch_packument(
+                    name, etag=mark.get("etag"), last_modified=mark.get("last_modified"),
+                    via=self.via(via),
+                )
+            except PackageNotFound:
+                breaker.success()
+                not_found += 1
+                continue
+            except UplinkError as exc:
+                breaker.failure()
+                self.stats.add(uplink_name, "errors")
+                problems.append(f"{uplink_name}: {exc}")
+                LOG.warning("uplink %s failed for %s: %s", uplink_name, name, exc)
+                continue
+            breaker.success()
+            if fetched.data is None and stored is not None:
+                self.stats.add(uplink_name, "revalidated")
+                self._remember(name, stored)
+                return stored
+            if fetched.data is None:
+                problems.append(f"{uplink_name}: 304 without a stored copy")
+                continue
+            self.stats.add(uplink_name, "misses")
+            self.stats.add(uplink_name, "upstream_bytes", len(fetched.data))
+            try:
+                return await self._keep(name, uplink_name, fetched.data, fetched.etag,
+                                        fetched.last_modified, stored)
+            except UplinkError as exc:
+                problems.append(f"{uplink_name}: {exc}")
+                continue
+        if stored is not None:
+            uplink_name = stored.doc[MARK].get("uplink", "-")
+            self.stats.add(uplink_name, "stale")
+            LOG.warning("serving a stale copy of %s: %s", name, "; ".join(problems) or "not found upstream")
+            return stored
+        if not problems:
+            return None  # every uplink said 404
+        if all("circuit open" in p for p in problems):
+            raise ServiceUnavailable(f"every uplink for {name} is failing; try again later")
+        raise BadGateway(f"could not fetch {name} from its uplinks: {'; '.join(problems)}")
+
+    async def _keep(
+        self, name: str, uplink: str, data: bytes, etag: str | None, last_modified: str | None,
+        stored: Current | None,
+    ) -> Current:
+        """Parse once (off the loop when large), mark, store, and return the document."""
+        doc = await _loads(data)
+        if not isinstance(doc, dict) or doc.get("name") != name or not isinstance(doc.get("versions"), dict):
+            raise UplinkError(f"{uplink} sent a document that is not the packument of {name}")
+        doc[MARK] = {
+            "uplink": uplink, "etag": etag, "last_modified": last_modified, "fetched": time.time(),
+        }
+        body = await _dumps(doc)
+        try:
+            if stored is None:
+                token = await self.packages.store.write_packument(name, body, if_absent=True)
+            else:
+                token = await self.packages.store.write_packument(name, body, if_match=stored.token)
+        except Conflict:
+            # Another instance refreshed (or someone published) meanwhile: theirs wins.
+            again = await self.packages.read(name)
+            if again is not None and not is_mirrored(again.doc):
+                return again
+            token = "mem|" + hashlib.sha256(body).hexdigest()[:32]
+        except StorageError:
+            LOG.exception("could not store the mirrored packument of %s; serving it anyway", name)
+            token = "mem|" + hashlib.sha256(body).hexdigest()[:32]
+        current = Current(doc, token)
+        self.packages.remember(name, token, doc)
+        self._remember(name, current)
+        return current
+
+
+    # -- tarballs --------------------------------------------------------------
+
+    async def tarball(self, name: str, filename: str, proxies: tuple[str, ...], via: str = "") -> Download | None:
+        """The running (or a new) fetch of a tarball that is not in storage; None if unknown."""
+        download = self._downloads.get((name, filename))
+        if download is not None:
+            return download
+        current = await self.packument(name, proxies, via)
+        if current is None or not is_mirrored(current.doc) or self.is_loop(via):
+            return None
+        dist = _dist_for(current.doc, filename)
+        uplink_name = current.doc[MARK]["uplink"]
+        uplink = self.uplinks.get(uplink_name)
+        if dist is None or uplink is None:
+            return None
+        download = self._downloads.get((name, filename))  # joined while we looked it up?
+        if download is not None:
+            return download
+        if not self.breakers[uplink_name].allow():
+            raise ServiceUnavailable(f"uplink {uplink_name} is failing; try again later")
+        download = Download(name, filename)
+        self._downloads[(name, filename)] = download
+        url = uplink.tarball_url(str(dist.get("tarball", "")), name, filename)  # type: ignore[attr-defined]
+        store = self.packages.store if self.configs[uplink_name].cache else None
+        task = asyncio.ensure_future(
+            download.run(uplink, url, Expected.from_dist(dist), store, self.via(via))
+        )
+        self._download_tasks.add(task)
+
+        def finished(task: asyncio.Task[int]) -> None:
+            self._download_tasks.discard(task)
+            self._downloads.pop((name, filename), None)
+            if task.cancelled():
+                return
+            error = task.exception()
+            if error is None:
+                self.breakers[uplink_name].success()
+                self.stats.add(uplink_name, "tarball_misses")
+                self.stats.add(uplink_name, "upstream_bytes", task.result())
+            elif isinstance(error, IntegrityError):
+                self.stats.add(uplink_name, "integrity_errors")
+                LOG.error("refused to mirror %s/%s: %s", name, filename, error)
+            else:
+                if isinstance(error, UplinkError):
+                    self.breakers[uplink_name].failure()
+                self.stats.add(uplink_name, "errors")
+                LOG.warning("mirroring %s/%s failed: %s", name, filename, error)
+
+        task.add_done_callback(finished)
+        return download
+
+
+def _dist_for(doc: dict[str, Any], filename: str) -> dict[str, Any] | None:
+    """The `dist` of the version whose tarball is `filename`."""
+    short = doc.get("name", "").split("/")[-1]
+    for version, manifest in (doc.get("versions") or {}).items():
+        if not isinstance(manifest, dict):
+            continue
+        dist = manifest.get("dist")
+        if not isinstance(dist, dict):
+            continue
+        url = str(dist.get("tarball", ""))
+        if url.rsplit("/", 1)[-1] == filename or f"{short}-{version}.tgz" == filename:
+            return dist
+    return None
+
+
+async def _loads(data: bytes) -> Any:
+    try:
+        if len(data) > LARGE_DOCUMENT:
+            return await asyncio.to_thread(orjson.loads, data)
+        return orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise UplinkError(f"not JSON: {exc}") from None
+
+
+async def _dumps(doc: dict[str, Any]) -> bytes:
+    if len(doc.get("versions", {})) > 200:
+        return await asyncio.to_thread(orjson.dumps, doc)
+    return orjson.dumps(doc)
