@@ -112,6 +112,26 @@ def cmd_init(args: argparse.Namespace) -> int:
     return asyncio.run(_init(config))
 
 
+def cmd_warm(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .warm import read_lockfile, warm
+
+    config = config_from_args(args)
+    configure_logging(config.log)
+    try:
+        wanted = read_lockfile(Path(args.lockfile))
+    except (OSError, ValueError) as exc:
+        print(f"tarhold: {args.lockfile}: {exc}", file=sys.stderr)
+        return 2
+    summary = asyncio.run(warm(config, wanted, concurrency=args.concurrency, progress=not args.quiet))
+    print(
+        f"{len(wanted)} package versions: {summary['fetched']} fetched,"
+        f" {summary['cached']} already cached, {summary['failed']} failed"
+    )
+    return 1 if summary["failed"] else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tarhold", description="npm-compatible package registry")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -126,6 +146,14 @@ def build_parser() -> argparse.ArgumentParser:
     init.add_argument("-c", "--config", help=f"config.yaml (default: ${CONFIG_ENV})")
     init.add_argument("--storage", help="storage directory, overrides the config's storage")
     init.set_defaults(func=cmd_init)
+
+    warm = sub.add_parser("warm", help="pre-fetch every package a lockfile names into storage")
+    warm.add_argument("lockfile", help="package-lock.json, pnpm-lock.yaml or yarn.lock")
+    warm.add_argument("-c", "--config", help=f"config.yaml (default: ${CONFIG_ENV})")
+    warm.add_argument("--storage", help="storage directory, overrides the config's storage")
+    warm.add_argument("--concurrency", type=int, default=16, help="parallel fetches (default 16)")
+    warm.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    warm.set_defaults(func=cmd_warm)
     return parser
 
 
