@@ -84,6 +84,8 @@ class AccessLogger(AbstractAccessLogger):
         token = REQUEST_ID.set(request_id)
         try:
             user = request.get("user") or "-"
+            # The auth middleware's masked path: npm logout puts a token in the URL.
+            path = request.get("log_path") or request.rel_url.path
             duration_ms = round(duration * 1000, 1)
             # body_length counts the header bytes too; prefer the body's own size.
             size = response.content_length
@@ -91,10 +93,9 @@ class AccessLogger(AbstractAccessLogger):
                 size = response.body_length
             self.logger.info(
                 "%s %s %s %s %.1fms %s",
-                request.method, request.rel_url.path, response.status,
-                size, duration_ms, user,
+                request.method, path, response.status, size, duration_ms, user,
                 extra={
-                    "method": request.method, "path": request.rel_url.path,
+                    "method": request.method, "path": path,
                     "status": response.status, "bytes": size,
                     "duration_ms": duration_ms, "user": user,
                 },

@@ -87,8 +87,17 @@ async def publish(
     *,
     user: str,
     tarball_url: Any,
+    email: str | None = None,
 ) -> dict[str, Any]:
-    """Publish the one new version in `body`; returns the new packument."""
+    """Publish the one new version in `body`; returns the new packument.
+
+    The publisher is who authenticated, not what the body claims: `email`
+    (from the user's profile) goes into `maintainers` and `_npmUser`.
+    """
+    if email:
+        body["maintainers"] = [{"name": user, "email": email}]
+    else:
+        body.pop("maintainers", None)
     try:
         validate_package_name(name)
     except PublishError as exc:

@@ -28,7 +28,7 @@ from .errors import (
     PayloadTooLarge,
     RegistryError,
 )
-from .keys import CONFIG, MIRROR, PACKAGES
+from .keys import CONFIG, DATABASE, MIRROR, PACKAGES
 from .names import is_safe_filename, validate_package_name
 from .packages import (
     ABBREVIATED,
@@ -43,6 +43,7 @@ from .packument import PublishError, manifest_for
 from .publish import publish
 from .rules import PackageRule, rule_for
 from . import changes
+from .users import get_user
 from .urls import base_url, is_readable_name, split_package_path
 
 LOG = logging.getLogger(__name__)
@@ -226,9 +227,11 @@ async def put_package(request: web.Request, name: str) -> web.StreamResponse:
         identity = check_publish(request, name)
         await refuse_shadowing(request, name)
         request_base = base_url(request)
+        profile = await get_user(request.app[DATABASE], identity.user)
         await publish(
             request.app[PACKAGES], name, body, user=identity.user,
             tarball_url=lambda n, f: f"{request_base}/{n}/-/{f}",
+            email=(profile or {}).get("email"),
         )
         return web.json_response({"ok": "created new package", "success": True}, status=201)
     return await changes.change_packument(request, name, body)

@@ -78,7 +78,10 @@ class FsPackageStore(PackageStore):
         return cls(storage, folder)
 
     async def open(self) -> None:
-        await asyncio.to_thread(self.root.mkdir, parents=True, exist_ok=True)
+        try:
+            await asyncio.to_thread(self.root.mkdir, parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StorageError(f"storage directory {self.root}: {exc.strerror}") from exc
 
     # -- layout -------------------------------------------------------------
 
@@ -218,22 +221,15 @@ class FsPackageStore(PackageStore):
             with self._locked(name):
                 # Only the package's own files: a sub-directory is another
                 # package (a storage folder may share the package's name).
+                # The lock file stays: a writer may be waiting on it, and a
+                # fresh one would let that writer and a newcomer both "hold" it.
                 for entry in os.scandir(directory):
                     if entry.is_file() and entry.name != LOCK_FILE:
                         os.unlink(entry.path)
-                with contextlib.suppress(OSError):
-                    os.unlink(directory / LOCK_FILE)
-            with contextlib.suppress(OSError):
-                directory.rmdir()  # fails, rightly, while other packages live below
         except FileNotFoundError:
             return
         except OSError as exc:
             raise StorageError(f"deleting package {name}: {exc.strerror}") from exc
-        # Leave no empty scope directory behind (`@acme/` after its last package).
-        parent = directory.parent
-        if parent != self.root and parent.name.startswith("@"):
-            with contextlib.suppress(OSError):
-                parent.rmdir()
 
     async def check_health(self) -> None:
         def probe() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -54,15 +55,16 @@ def test_make_run_serves_ping_from_a_clean_checkout(tmp_path: Path) -> None:
                     break
             except OSError:
                 time.sleep(0.3)
-        assert body == b"{}", f"no answer from make run; it said:\n{proc.stdout and proc.stdout.read1()}"
-        assert (checkout / "data" / ".tarhold-db.sqlite3").exists()
     finally:
         # make and the server share a new process group this test created.
-        os.killpg(proc.pid, signal.SIGTERM)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
         try:
             output, _ = proc.communicate(timeout=15)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             output, _ = proc.communicate()
+    assert body == b"{}", f"no answer from make run; it said:\n{output}"
+    assert (checkout / "data" / ".tarhold-db.sqlite3").exists()
     assert f"http://127.0.0.1:{port}/" in output
     assert "npm config set registry" in output

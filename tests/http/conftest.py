@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestClient
+from aiohttp.test_utils import TestClient, TestServer
 
 from registry.app import SERVER_KWARGS, create_app
 from registry.config import parse_config
@@ -62,7 +62,10 @@ def make_client(aiohttp_client: Any, storage_config: dict[str, Any]) -> MakeClie
 
     async def make(**options: Any) -> TestClient:
         config = parse_config({**storage_config, "log": {"level": "debug"}, **options})
-        return await aiohttp_client(create_app(config), server_kwargs=dict(SERVER_KWARGS))
+        # The access logger is a server option: start the server with it.
+        server = TestServer(create_app(config))
+        await server.start_server(**SERVER_KWARGS)
+        return await aiohttp_client(server)
 
     return make
 

@@ -1,0 +1,438 @@
+"""Documents the fake upstream registry serves, built by code (never captured).
+
+Everything here is pure: tarballs as `npm pack` makes them (deterministic
+bytes), version manifests and packuments in the CouchDB shape the npm registry
+serves, the abbreviated ("corgi") install document, search results, audit
+answers, and the package sets behind `FakeUpstream.add_tree` and
+`add_large_packument`. The server in `tests/fake_upstream.py` keeps
+`PackageRecord`s and renders them against its own URL when asked.
+"""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import hashlib
+import json
+import tarfile
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+import semver
+
+Doc = dict[str, Any]
+
+BLOCK = 512
+GZIP_LEVEL = 6  # zlib's default, as npm pack uses
+NPM_PACK_MTIME = 499162500  # the fixed date npm pack writes into every entry
+CLOCK_START = datetime(2023, 1, 2, 3, 4, 5, tzinfo=UTC)
+MAINTAINER = {"name": "fake-maintainer", "email": "maintainer@example.test"}
+NODE_VERSION = "20.11.0"
+NPM_VERSION = "10.2.4"
+
+# Version fields of the abbreviated install document (application/vnd.npm.install-v1+json).
+ABBREVIATED_FIELDS = (
+    "name", "version", "deprecated", "dependencies", "optionalDependencies", "devDependencies",
+    "bundleDependencies", "peerDependencies", "peerDependenciesMeta", "acceptDependencies",
+    "bin", "directories", "dist", "engines", "cpu", "os", "libc", "_hasShrinkwrap",
+    "hasInstallScript", "funding",
+)
+INSTALL_SCRIPTS = ("preinstall", "install", "postinstall")
+
+# The one package the fake's audit endpoints report, and what they report.
+VULNERABLE_PACKAGE = "vulnerable-pkg"
+VULNERABLE_RANGE = "<2.0.0"
+ADVISORY: Doc = {
+    "id": 1099001,
+    "url": "https://advisories.example.test/GHSA-fake-0001",
+    "title": "Prototype pollution in vulnerable-pkg",
+    "severity": "high",
+    "vulnerable_versions": VULNERABLE_RANGE,
+    "cwe": ["CWE-1321"],
+    "cvss": {"score": 7.5, "vectorString": "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:N/I:N/A:H"},
+}
+
+
+def iso(moment: datetime) -> str:
+    """The registry's timestamp form: `2023-01-02T03:04:05.000Z`."""
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def next_time(counter: int) -> str:
+    """The fake's deterministic clock: one minute per publish."""
+    return iso(CLOCK_START + timedelta(minutes=counter))
+
+
+def integrity_of(data: bytes) -> str:
+    return "sha512-" + base64.b64encode(hashlib.sha512(data).digest()).decode()
+
+
+def shasum_of(data: bytes) -> str:
+    return hashlib.sha1(data).hexdigest()
+
+
+def tarball_filename(name: str, version: str) -> str:
+    """`name-1.0.0.tgz`; a scoped package drops its scope: `@s/name` → `name-1.0.0.tgz`."""
+    return f"{name.rsplit('/', 1)[-1]}-{version}.tgz"
+
+
+def build_tarball(package_json: Mapping[str, Any], files: Mapping[str, str]) -> bytes:
+    """A gzipped tar as `npm pack` makes it: every entry under `package/`,
+    package.json first, fixed mtimes (tar and gzip), so equal inputs give equal
+    bytes. Bin targets are executable.
+    """
+    return _pack(package_json, _tarball_contents(package_json, files))
+
+
+def _pack(package_json: Mapping[str, Any], contents: Mapping[str, bytes]) -> bytes:
+    tar = _tar(contents, set(_bin_targets(package_json)))
+    return gzip.compress(tar, compresslevel=GZIP_LEVEL, mtime=0)
+
+
+def _tarball_contents(package_json: Mapping[str, Any], files: Mapping[str, str]) -> dict[str, bytes]:
+    contents = {"package.json": orjson.dumps(package_json, option=orjson.OPT_INDENT_2) + b"\n"}
+    contents.update(sorted((path, text.encode()) for path, text in files.items() if path != "package.json"))
+    return contents
+
+
+def _tar(contents: Mapping[str, bytes], executables: set[str]) -> bytes:
+    # Written block by block like node-tar (no padding to tarfile's 10 KiB
+    # record): thousands of versions build in about a second.
+    blocks: list[bytes] = []
+    for path, data in contents.items():
+        info = tarfile.TarInfo(f"package/{path}")
+        info.size = len(data)
+        info.mode = 0o755 if path in executables else 0o644
+        info.mtime = NPM_PACK_MTIME
+        blocks += [info.tobuf(tarfile.USTAR_FORMAT, "utf-8", "strict"), data, bytes(-len(data) % BLOCK)]
+    blocks.append(bytes(2 * BLOCK))
+    return b"".join(blocks)
+
+
+def _bin_targets(package_json: Mapping[str, Any]) -> list[str]:
+    bin_field = package_json.get("bin")
+    if isinstance(bin_field, str):
+        targets = [bin_field]
+    elif isinstance(bin_field, Mapping):
+        targets = [str(target) for target in bin_field.values()]
+    else:
+        targets = []
+    return [target.removeprefix("./") for target in targets]
+
+
+def default_files(name: str, version: str, package_json: Mapping[str, Any]) -> dict[str, str]:
+    """index.js requiring each dependency, a README, and a script for every bin target."""
+    deps = sorted((package_json.get("dependencies") or {}).keys())
+    requires = ", ".join(f"require({json.dumps(dep)})" for dep in deps)
+    files = {
+        "index.js": (
+            f"module.exports = {{ name: {json.dumps(name)}, version: {json.dumps(version)},"
+            f" dependencies: [{requires}] }};\n"
+        ),
+        "README.md": f"# {name}\n\n{package_json.get('description', '')}\n",
+    }
+    for target in _bin_targets(package_json):
+        files[target] = f"#!/usr/bin/env node\nconsole.log({json.dumps(f'{name}@{version}')});\n"
+    return files
+
+
+@dataclass
+class PackageRecord:
+    """One package as the fake holds it: manifests without tarball URLs, the
+    tarball bytes, tags and times. `render_packument` turns it into the document.
+    """
+
+    name: str
+    manifests: dict[str, Doc] = field(default_factory=dict)
+    tarballs: dict[str, bytes] = field(default_factory=dict)  # version -> bytes
+    dist_tags: dict[str, str] = field(default_factory=dict)
+    times: dict[str, str] = field(default_factory=dict)  # created, modified, versions
+    readme: str = ""
+    revision: int = 0
+
+    def version_for_file(self, filename: str) -> str | None:
+        for version in self.tarballs:
+            if tarball_filename(self.name, version) == filename:
+                return version
+        return None
+
+
+def build_version(
+    name: str, version: str, fields: Mapping[str, Any], files: Mapping[str, str] | None
+) -> tuple[Doc, bytes]:
+    """The version manifest (without `dist.tarball`, which depends on the
+    server's URL) and the tarball it describes.
+    """
+    package_json: Doc = {
+        "name": name,
+        "version": version,
+        "description": f"{name} — a package served by the fake upstream",
+        "main": "index.js",
+        "license": "MIT",
+        **orjson.loads(orjson.dumps(dict(fields))),  # a deep copy, fast enough for thousands
+    }
+    package_json["name"], package_json["version"] = name, version
+    deprecated = package_json.pop("deprecated", None)  # registry metadata, not in the tarball
+    files = {**default_files(name, version, package_json), **(files or {})}
+    contents = _tarball_contents(package_json, files)
+    tarball = _pack(package_json, contents)
+    manifest: Doc = {
+        **package_json,
+        "_id": f"{name}@{version}",
+        "_nodeVersion": NODE_VERSION,
+        "_npmVersion": NPM_VERSION,
+        "_npmUser": dict(MAINTAINER),
+        "_hasShrinkwrap": False,
+        "maintainers": [dict(MAINTAINER)],
+        "directories": package_json.get("directories", {}),
+        "dist": {
+            "integrity": integrity_of(tarball),
+            "shasum": shasum_of(tarball),
+            "fileCount": len(contents),
+            "unpackedSize": sum(len(data) for data in contents.values()),
+        },
+    }
+    if deprecated is not None:
+        manifest["deprecated"] = deprecated
+    scripts = package_json.get("scripts")
+    if isinstance(scripts, Mapping) and any(scripts.get(script) for script in INSTALL_SCRIPTS):
+        manifest["hasInstallScript"] = True
+    return manifest, tarball
+
+
+def highest_stable(versions: Iterable[str]) -> str:
+    """The version `latest` points at by default: the highest release, else the highest."""
+    parsed = sorted(semver.Version.parse(version) for version in versions)
+    releases = [version for version in parsed if not version.prerelease]
+    return str((releases or parsed)[-1])
+
+
+def render_packument(record: PackageRecord, base_url: str) -> Doc:
+    """The full CouchDB-style packument, tarball URLs under `base_url`.
+    Nested values are shared with `record`: serialize it, don't mutate it.
+    """
+    versions: Doc = {}
+    for version, manifest in record.manifests.items():
+        tarball = f"{base_url}/{record.name}/-/{tarball_filename(record.name, version)}"
+        versions[version] = {**manifest, "dist": {**manifest["dist"], "tarball": tarball}}
+    latest = versions.get(record.dist_tags.get("latest", ""), {})
+    digest = hashlib.md5(json.dumps([record.name, record.revision, sorted(versions)]).encode()).hexdigest()
+    doc: Doc = {
+        "_id": record.name,
+        "_rev": f"{record.revision}-{digest}",
+        "name": record.name,
+        "description": latest.get("description", ""),
+        "dist-tags": dict(record.dist_tags),
+        "versions": versions,
+        "time": dict(record.times),
+        "maintainers": [dict(MAINTAINER)],
+        "readme": record.readme,
+        "readmeFilename": "README.md",
+        "license": latest.get("license", "MIT"),
+        "homepage": f"https://example.test/{record.name}#readme",
+        "keywords": latest.get("keywords", []),
+        "repository": {"type": "git", "url": f"git+https://git.example.test/{record.name}.git"},
+        "bugs": {"url": f"https://git.example.test/{record.name}/issues"},
+        "users": {},
+    }
+    return doc
+
+
+def abbreviate(doc: Doc) -> Doc:
+    """The install document: name, modified, dist-tags, install fields of each version."""
+    versions = {
+        version: {key: manifest[key] for key in ABBREVIATED_FIELDS if key in manifest}
+        for version, manifest in doc["versions"].items()
+    }
+    return {
+        "name": doc["name"],
+        "modified": doc["time"]["modified"],
+        "dist-tags": doc["dist-tags"],
+        "versions": versions,
+    }
+
+
+# -- package sets --------------------------------------------------------------
+
+TreeSpec = dict[str, dict[str, Doc]]  # name -> version -> manifest fields
+
+
+def tree_spec(root: str, size: int) -> TreeSpec:
+    """`size` packages reachable from `root`: a binary tree of modules, a shared
+    leaf every module and the extras depend on with different but compatible
+    ranges (newest 1.x satisfies all of them; `latest` is 2.0.0, which none
+    accept), one scoped package, one CLI with a `bin`.
+    """
+    if size < 5:
+        raise ValueError("add_tree needs size >= 5: root, leaf, scoped, cli and one module")
+    scope = root.lstrip("@").replace("/", "-")
+    leaf, scoped, cli = f"{root}-leaf", f"@{scope}/scoped", f"{root}-cli"
+    modules = [f"{root}-mod-{index}" for index in range(size - 4)]
+    leaf_ranges = ["^1.0.0", "^1.2.0", "~1.4.0", ">=1.1.0 <2.0.0", "1.x"]
+
+    spec: TreeSpec = {
+        leaf: {v: {"description": "shared leaf"} for v in ("1.0.0", "1.2.0", "1.4.1", "2.0.0")},
+    }
+    for index, module in enumerate(modules):
+        deps = {child: "^1.0.0" for child in modules[2 * index + 2 : 2 * index + 4]}
+        deps[leaf] = leaf_ranges[index % len(leaf_ranges)]
+        spec[module] = {
+            "1.0.0": {"description": f"module {index}", "dependencies": deps},
+            "1.1.0": {"description": f"module {index}", "dependencies": deps, "keywords": ["fake", "tree"]},
+        }
+    spec[scoped] = {"1.0.0": {"description": "scoped package", "dependencies": {leaf: "^1.2.0"}}}
+    spec[cli] = {
+        "0.9.0": {"description": "command line tool", "bin": {cli: "bin/cli.js"}, "dependencies": {leaf: "^1.0.0"}},
+        "1.0.0": {
+            "description": "command line tool",
+            "bin": {cli: "bin/cli.js"},
+            "dependencies": {leaf: "^1.0.0", scoped: "^1.0.0"},
+            "engines": {"node": ">=18"},
+        },
+    }
+    root_deps = {module: "^1.0.0" for module in modules[:2]}
+    root_deps.update({scoped: "^1.0.0", cli: "^1.0.0"})
+    spec[root] = {
+        "1.0.0": {"description": "tree root", "dependencies": root_deps},
+        "1.1.0": {"description": "tree root", "dependencies": root_deps, "scripts": {"test": "node index.js"}},
+    }
+    return {name: spec[name] for name in [root, *modules, scoped, cli, leaf]}
+
+
+def large_versions(name: str, count: int) -> dict[str, Doc]:
+    """`count` versions with manifests as heavy as popular packages carry."""
+    deps = {f"{name}-dep-{index}": f"^{index}.0.0" for index in range(8)}
+    dev_deps = {f"{name}-devtool-{index}": f"~{index}.1.0" for index in range(10)}
+    versions: dict[str, Doc] = {}
+    for index in range(count):
+        version = f"{index // 100}.{(index // 10) % 10}.{index % 10}"
+        versions[version] = {
+            "description": f"{name}: a heavily released package, release number {index}",
+            "keywords": ["fake", "large", "packument", "many", "versions"],
+            "author": {"name": "Fake Author", "email": "author@example.test", "url": "https://example.test"},
+            "repository": {"type": "git", "url": f"git+https://git.example.test/{name}.git"},
+            "bugs": {"url": f"https://git.example.test/{name}/issues"},
+            "homepage": f"https://example.test/{name}",
+            "engines": {"node": ">=14"},
+            "scripts": {"test": "node test.js", "build": "node build.js --production", "lint": "eslint ."},
+            "dependencies": deps,
+            "devDependencies": dev_deps,
+            "gitHead": hashlib.sha1(f"{name}{version}".encode()).hexdigest(),
+        }
+    return versions
+
+
+def large_readme(name: str) -> str:
+    section = (
+        "This paragraph is here to make the readme long, as the readmes of popular "
+        "packages are: usage, options, examples, changelog, and more. "
+    ) * 8
+    return f"# {name}\n\n" + "\n\n".join(f"## Section {n}\n\n{section}" for n in range(60)) + "\n"
+
+
+# -- search and audit ----------------------------------------------------------
+
+
+def search_results(docs: Iterable[Doc], text: str, size: int, offset: int) -> Doc:
+    """`/-/v1/search` over the given packuments: a case-insensitive match of
+    every word of `text` against name, description and keywords.
+    """
+    words = [word.lower() for word in text.split()]
+    matches: list[Doc] = []
+    for doc in docs:
+        latest = doc["versions"].get(doc["dist-tags"].get("latest", ""), {})
+        haystack = " ".join([doc["name"], latest.get("description", ""), *latest.get("keywords", [])]).lower()
+        if all(word in haystack for word in words):
+            matches.append(_search_object(doc, latest, exact=doc["name"].lower() == text.lower()))
+    matches.sort(key=lambda item: (-item["searchScore"], item["package"]["name"]))
+    return {
+        "objects": matches[offset : offset + size],
+        "total": len(matches),
+        "time": iso(CLOCK_START),
+    }
+
+
+def _search_object(doc: Doc, latest: Doc, *, exact: bool) -> Doc:
+    name = doc["name"]
+    package: Doc = {
+        "name": name,
+        "version": latest.get("version", ""),
+        "description": latest.get("description", ""),
+        "keywords": latest.get("keywords", []),
+        "date": doc["time"].get(latest.get("version", ""), doc["time"]["modified"]),
+        "links": {"homepage": doc["homepage"]},
+        "publisher": {"username": MAINTAINER["name"], "email": MAINTAINER["email"]},
+        "maintainers": [{"username": MAINTAINER["name"], "email": MAINTAINER["email"]}],
+    }
+    if name.startswith("@"):
+        package["scope"] = name[1:].split("/", 1)[0]
+    else:
+        package["scope"] = "unscoped"
+    score = 1.0 if exact else 0.5
+    return {
+        "package": package,
+        "score": {"final": score, "detail": {"quality": 0.9, "popularity": 0.1, "maintenance": 0.9}},
+        "searchScore": score * 100,
+        "flags": {"insecure": 0},
+    }
+
+
+def _vulnerable(version: str) -> bool:
+    try:
+        return semver.Version.parse(version).match(VULNERABLE_RANGE)
+    except ValueError:
+        return False
+
+
+def bulk_advisories(body: Any) -> Doc:
+    """`POST /-/npm/v1/security/advisories/bulk`: `{name: [versions]}` in,
+    `{name: [advisory]}` out, only for `vulnerable-pkg` below 2.0.0.
+    """
+    if not isinstance(body, Mapping):
+        return {}
+    versions = body.get(VULNERABLE_PACKAGE) or []
+    if any(_vulnerable(str(version)) for version in versions):
+        return {VULNERABLE_PACKAGE: [dict(ADVISORY)]}
+    return {}
+
+
+def quick_audit(body: Any) -> Doc:
+    """`POST /-/npm/v1/security/audits/quick`: the npm-audit report shape, with
+    the one advisory when the dependency tree holds a vulnerable `vulnerable-pkg`.
+    """
+    found: list[str] = []
+    total = 0
+    stack = [body.get("dependencies") or {}] if isinstance(body, Mapping) else []
+    while stack:
+        deps = stack.pop()
+        for dep_name, dep in deps.items():
+            total += 1
+            if not isinstance(dep, Mapping):
+                continue
+            if dep_name == VULNERABLE_PACKAGE and _vulnerable(str(dep.get("version", ""))):
+                found.append(str(dep["version"]))
+            stack.append(dep.get("dependencies") or {})
+    advisories: Doc = {}
+    if found:
+        advisories[str(ADVISORY["id"])] = {
+            **ADVISORY,
+            "module_name": VULNERABLE_PACKAGE,
+            "patched_versions": ">=2.0.0",
+            "findings": [{"version": version, "paths": [VULNERABLE_PACKAGE]} for version in sorted(set(found))],
+        }
+    counts = {"info": 0, "low": 0, "moderate": 0, "high": len(advisories), "critical": 0}
+    return {
+        "actions": [],
+        "advisories": advisories,
+        "muted": [],
+        "metadata": {
+            "vulnerabilities": counts,
+            "dependencies": total,
+            "devDependencies": 0,
+            "optionalDependencies": 0,
+            "totalDependencies": total,
+        },
+    }
