@@ -199,16 +199,19 @@ async def package_store_factory(
 ) -> AsyncIterator[PackageStoreFactory]:
     """Makes package stores on one fresh location of the backend under test."""
     backend = str(request.param)
+    ensure: Callable[[Any], Awaitable[object]] | None = None
     if backend == "fs":
         factory = fs_store_factory(tmp_path / "store")
     else:
-        from storage.provision import ensure_bucket
+        from storage import provision
 
+        ensure = provision.ensure_bucket
         server = {"s3-moto": "moto_server", "s3-seaweedfs": "seaweedfs_server"}[backend]
         endpoint: AwsEndpoint = request.getfixturevalue(server)
         factory = s3_store_factory(backend, endpoint, unique("t"))
-        await factory.provision(ensure_bucket)
     try:
+        if ensure is not None:
+            await factory.provision(ensure)
         yield factory
     finally:
         await factory.aclose()
@@ -267,23 +270,26 @@ async def registry_database_factory(
 ) -> AsyncIterator[RegistryDatabaseFactory]:
     """Makes registry databases on one fresh file or table of the backend under test."""
     backend = str(request.param)
+    ensure: Callable[[Any], Awaitable[object]] | None = None
     if backend == "sqlite":
         from storage.sqlite import SqliteRegistryDatabase
 
         path = tmp_path / "registry.sqlite3"
         factory = RegistryDatabaseFactory(backend, lambda: SqliteRegistryDatabase(path))
     else:
+        from storage import provision
         from storage.dynamodb import DynamoRegistryDatabase
-        from storage.provision import ensure_table
 
+        ensure = provision.ensure_table
         server = {"dynamodb-moto": "moto_server", "dynamodb-local": "dynamodb_local_server"}[backend]
         endpoint: AwsEndpoint = request.getfixturevalue(server)
         section = endpoint.dynamodb_section(unique("tarhold-test"))
         factory = RegistryDatabaseFactory(
             backend, lambda: DynamoRegistryDatabase.from_config(section)
         )
-        await factory.provision(ensure_table)
     try:
+        if ensure is not None:
+            await factory.provision(ensure)
         yield factory
     finally:
         await factory.aclose()

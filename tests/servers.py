@@ -1,4 +1,4 @@
-"""Real S3 and DynamoDB servers for the contract tests, started on 127.0.0.1.
+"""Real S3 and DynamoDB servers for the tests, started on 127.0.0.1.
 
 Each helper starts one server process on ports the test session picks, waits
 (bounded) until it answers a real request, and returns a handle whose `stop()`
@@ -6,8 +6,8 @@ ends exactly the process it started: SIGTERM, a wait, SIGKILL if it lingers.
 A server that does not come up raises `ServerStartError` carrying the
 process's captured output, so a broken setup reads as one clear failure.
 
-- moto: its WSGI app (S3 and DynamoDB) served one request at a time (see
-  `MOTO_SERIAL_SERVER`) in a separate process rather than moto's in-process
+- moto: its WSGI app (S3 and DynamoDB) handling one request at a time (see
+  `MOTO_SERVER`) in a separate process rather than moto's in-process
   ThreadedMotoServer, so that moto's copy of a large tarball does not count
   in the memory the streaming tests measure with tracemalloc, and moto does
   not compete for our GIL.
@@ -120,7 +120,8 @@ class ServerProcess:
 
     def output(self) -> str:
         """The tail of what the process printed so far."""
-        self._log.flush()
+        if not self._log.closed:
+            self._log.flush()
         try:
             text = self.log_path.read_bytes().decode("utf-8", "replace")
         except OSError:
@@ -229,30 +230,41 @@ class AwsEndpoint:
 # moto's own `python -m moto.server` serves each request on a thread, and its
 # DynamoDB backend checks a condition and applies the update without a lock:
 # two racing conditional UpdateItems can both succeed (seen in about 7% of
-# rounds), which real DynamoDB never allows. Serving one request at a time
-# gives the atomic conditional writes the service guarantees, so the race
-# tests exercise our backends rather than moto's threading.
-MOTO_SERIAL_SERVER = """\
+# rounds), which real DynamoDB never allows. One lock around moto's handling
+# of a request gives the atomic conditional writes the service guarantees,
+# so the race tests exercise our backends rather than moto's threading.
+# Sending a response happens outside the lock, so a client that reads a large
+# object slowly does not hold up the others.
+MOTO_SERVER = """\
 import sys
+import threading
 from werkzeug.serving import run_simple
 from moto.server import DomainDispatcherApplication, create_backend_app
 from moto.moto_server.werkzeug_app import MotoRequestHandler
+
+app = DomainDispatcherApplication(create_backend_app)
+lock = threading.Lock()
+
+def one_at_a_time(environ, start_response):
+    with lock:
+        return app(environ, start_response)
+
 run_simple(
     sys.argv[1],
     int(sys.argv[2]),
-    DomainDispatcherApplication(create_backend_app),
-    threaded=False,
+    one_at_a_time,
+    threaded=True,
     request_handler=MotoRequestHandler,
 )
 """
 
 
 def start_moto(log_dir: Path) -> AwsEndpoint:
-    """moto's server (S3 and DynamoDB), one request at a time, on a free port of 127.0.0.1."""
+    """moto's server (S3 and DynamoDB), atomic per request, on a free port of 127.0.0.1."""
     port = free_port()
     process = ServerProcess.spawn(
         "moto",
-        [sys.executable, "-c", MOTO_SERIAL_SERVER, HOST, str(port)],
+        [sys.executable, "-c", MOTO_SERVER, HOST, str(port)],
         cwd=log_dir,
         log_dir=log_dir,
     )
@@ -403,6 +415,10 @@ def start_dynamodb_local(java: str, emulator: Path, workdir: Path) -> AwsEndpoin
     port = free_port()
     argv = [
         java,
+        # A short-lived test server: the quick C1 compiler alone starts it
+        # (and compiles the launcher) seconds sooner than the default tiers.
+        "-XX:TieredStopAtLevel=1",
+        "-XX:+UseSerialGC",
         "-Djava.net.preferIPv4Stack=true",
         f"-Djava.library.path={emulator / 'DynamoDBLocal_lib'}",
         "-cp",
