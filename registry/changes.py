@@ -8,6 +8,7 @@ package's maintainers.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -19,7 +20,7 @@ from .auth import is_allowed, require_user, require_write
 from .errors import BadRequest, Forbidden, NotFoundError
 from .keys import CONFIG, PACKAGES
 from .names import parse_tarball_filename, tarball_filename, validate_package_name
-from .packages import Packages, as_registry_error, now_iso
+from .packages import Packages, as_registry_error, is_mirrored, now_iso
 from .packument import PublishError, apply_update, remove_dist_tag, set_dist_tag, unpublish_all
 from .publish import check_maintainer
 from .rules import rule_for
@@ -48,6 +49,27 @@ def authorize(request: web.Request, name: str, action: str) -> str:
     return identity.user
 
 
+def local_change(
+    name: str, user: str | None, change: Callable[[dict[str, Any]], dict[str, Any]]
+) -> Callable[[dict[str, Any] | None], dict[str, Any]]:
+    """Wrap a pure change for update_packument: only published packages, only by
+    their maintainers (`user=None` skips that check), refusals as HTTP errors."""
+
+    def apply(doc: dict[str, Any] | None) -> dict[str, Any]:
+        if doc is None or not doc.get("versions"):
+            raise NotFoundError(f"package {name} not found")
+        if is_mirrored(doc):
+            raise Forbidden(f"{name} is mirrored from an uplink; it can only be changed there")
+        if user is not None:
+            check_maintainer(doc, user)
+        try:
+            return change(doc)
+        except PublishError as exc:
+            raise as_registry_error(exc) from None
+
+    return apply
+
+
 async def _live_or_404(packages: Packages, name: str) -> None:
     if await packages.read_live(name) is None:
         raise NotFoundError(f"package {name} not found")
@@ -69,15 +91,7 @@ async def change_packument(request: web.Request, name: str, body: dict[str, Any]
     user = authorize(request, name, "unpublish" if removing else "publish")
     stamp = now_iso()
 
-    def apply(doc: dict[str, Any] | None) -> dict[str, Any]:
-        if doc is None or not doc.get("versions"):
-            raise NotFoundError(f"package {name} not found")
-        check_maintainer(doc, user)
-        try:
-            return apply_update(doc, body, now=stamp).packument
-        except PublishError as exc:
-            raise as_registry_error(exc) from None
-
+    apply = local_change(name, user, lambda doc: apply_update(doc, body, now=stamp).packument)
     new, old = await packages.update_packument(name, apply)
     await _after_change(packages, name, new, old)
     return web.json_response({"ok": "package changed", "success": True}, status=201)
@@ -98,9 +112,7 @@ async def star(request: web.Request, name: str, body: dict[str, Any]) -> web.Res
     starred = bool(users.get(identity.user))
     packages = packages_of(request)
 
-    def apply(doc: dict[str, Any] | None) -> dict[str, Any]:
-        if doc is None or not doc.get("versions"):
-            raise NotFoundError(f"package {name} not found")
+    def toggle(doc: dict[str, Any]) -> dict[str, Any]:
         stars = dict(doc.get("users") or {})
         if starred:
             stars[identity.user] = True
@@ -108,7 +120,7 @@ async def star(request: web.Request, name: str, body: dict[str, Any]) -> web.Res
             stars.pop(identity.user, None)
         return {**doc, "users": stars}
 
-    await packages.update_packument(name, apply)
+    await packages.update_packument(name, local_change(name, None, toggle))
     return web.json_response({"ok": "stars updated", "success": True}, status=201)
 
 
@@ -133,12 +145,7 @@ async def unpublish_package(request: web.Request, name: str) -> web.Response:
     user = authorize(request, name, "unpublish")
     stamp = now_iso()
 
-    def tombstone(doc: dict[str, Any] | None) -> dict[str, Any]:
-        if doc is None or not doc.get("versions"):
-            raise NotFoundError(f"package {name} not found")
-        check_maintainer(doc, user)
-        return unpublish_all(doc, now=stamp, user=user).packument
-
+    tombstone = local_change(name, user, lambda doc: unpublish_all(doc, now=stamp, user=user).packument)
     new, old = await packages.update_packument(name, tombstone)
     for filename in await packages.store.list_files(name):
         if parse_tarball_filename(name, filename) is not None:
@@ -159,6 +166,8 @@ async def unpublish_tarball(request: web.Request, name: str, filename: str) -> w
     if version is None:
         raise BadRequest(f"{filename} is not a tarball of {name}")
     current = await packages.read(name)
+    if current is not None and is_mirrored(current.doc):
+        raise Forbidden(f"{name} is mirrored from an uplink; it can only be changed there")
     if current is not None and version in current.doc.get("versions", {}):
         raise BadRequest(f"{name}@{version} is still published; unpublish the version first")
     try:
@@ -202,18 +211,12 @@ async def _set_tags(request: web.Request, name: str, tags: dict[str, str]) -> we
     await _live_or_404(packages, name)
     user = authorize(request, name, "publish")
 
-    def apply(doc: dict[str, Any] | None) -> dict[str, Any]:
-        if doc is None or not doc.get("versions"):
-            raise NotFoundError(f"package {name} not found")
-        check_maintainer(doc, user)
-        try:
-            for tag, version in tags.items():
-                doc = set_dist_tag(doc, tag, version)
-        except PublishError as exc:
-            raise as_registry_error(exc) from None
+    def tag_all(doc: dict[str, Any]) -> dict[str, Any]:
+        for tag, version in tags.items():
+            doc = set_dist_tag(doc, tag, version)
         return doc
 
-    new, old = await packages.update_packument(name, apply)
+    new, _ = await packages.update_packument(name, local_change(name, user, tag_all))
     await packages.record_package(new)
     return web.json_response({"ok": "dist-tags updated", **new.get("dist-tags", {})}, status=201)
 
@@ -243,16 +246,8 @@ async def dist_tags(request: web.Request) -> web.StreamResponse:
         await _live_or_404(packages, name)
         user = authorize(request, name, "publish")
 
-        def apply(doc: dict[str, Any] | None) -> dict[str, Any]:
-            if doc is None or not doc.get("versions"):
-                raise NotFoundError(f"package {name} not found")
-            check_maintainer(doc, user)
-            try:
-                return remove_dist_tag(doc, tag)
-            except PublishError as exc:
-                raise as_registry_error(exc) from None
-
-        new, _ = await packages.update_packument(name, apply)
+        untag = local_change(name, user, lambda doc: remove_dist_tag(doc, tag))
+        new, _ = await packages.update_packument(name, untag)
         await packages.record_package(new)
         return web.json_response({"ok": "dist-tag removed", **new.get("dist-tags", {})})
     raise NotFoundError("not found")

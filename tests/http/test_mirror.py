@@ -306,3 +306,24 @@ async def test_search_lists_local_results_first_then_the_uplinks(
     names = [o["package"]["name"] for o in body["objects"]]
     assert names[0] == "@private/lodash-helpers"
     assert "lodash" in names[1:] and "lodash-extra" in names[1:]
+
+
+async def test_a_mirrored_package_cannot_be_changed_here_even_by_a_namesake_maintainer(
+    client: TestClient, upstream: FakeUpstream
+) -> None:
+    from tests.fake_upstream_docs import MAINTAINER
+
+    token = await add_user(client, MAINTAINER["name"])
+    doc = await (await client.get("/lodash?write=true", headers={"Authorization": f"Bearer {token}"})).json()
+    auth = {"Authorization": f"Bearer {token}"}
+    doc["versions"]["4.17.20"]["deprecated"] = "hijacked"
+    response = await client.put(f"/lodash/-rev/{doc['_rev']}", json=doc, headers=auth)
+    assert response.status == 403
+    response = await client.put("/-/package/lodash/dist-tags/evil", json="4.17.20", headers=auth)
+    assert response.status == 403
+    response = await client.delete(f"/lodash/-rev/{doc['_rev']}", headers=auth)
+    assert response.status == 403
+    response = await client.delete(f"/lodash/-/lodash-4.17.20.tgz/-rev/{doc['_rev']}", headers=auth)
+    assert response.status == 403
+    fresh = await (await client.get("/lodash")).json()
+    assert "deprecated" not in fresh["versions"]["4.17.20"] and "evil" not in fresh["dist-tags"]
