@@ -24,7 +24,8 @@ from cachetools import LRUCache
 from storage.base import Conflict, NotFound, PackageStore, RegistryDatabase
 
 from .errors import ConflictError, ServiceUnavailable, error_for_status
-from .packument import PublishError, abbreviate, rewrite_tarball_urls
+from .packument import PublishError
+from .views import abbreviate, rewrite_tarball_urls
 
 LOG = logging.getLogger(__name__)
 

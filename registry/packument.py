@@ -9,7 +9,7 @@ raise `PublishError(status, message)`, which the handlers map onto HTTP.
 
 Writes: `apply_publish` (npm publish), `apply_update` (deprecate, unpublish of
 versions, owners, stars), `unpublish_all`, `set_dist_tag`, `remove_dist_tag`.
-Views: `rewrite_tarball_urls`, `abbreviate`, `manifest_for`, `search_entry`.
+Views of a packument (abbreviated, rewritten URLs, one manifest) are in views.py.
 """
 
 from __future__ import annotations
@@ -115,7 +115,7 @@ def _copy(doc: Doc) -> Doc:
     return new
 
 
-def _parse(version: Any) -> semver.Version | None:
+def parse_version(version: Any) -> semver.Version | None:
     try:
         return semver.Version.parse(version)
     except (TypeError, ValueError):
@@ -124,14 +124,14 @@ def _parse(version: Any) -> semver.Version | None:
 
 def max_version(versions: Iterable[str]) -> str | None:
     """The highest of `versions` by semver precedence, ignoring invalid ones."""
-    parsed = [(p, v) for v in versions if (p := _parse(v)) is not None]
+    parsed = [(p, v) for v in versions if (p := parse_version(v)) is not None]
     return max(parsed, key=lambda pair: pair[0])[1] if parsed else None
 
 
 def preferred_latest(versions: Iterable[str]) -> str | None:
     """The version `latest` should fall back to: the highest release, else the highest prerelease."""
     versions = list(versions)
-    releases = [v for v in versions if (p := _parse(v)) is not None and not p.prerelease]
+    releases = [v for v in versions if (p := parse_version(v)) is not None and not p.prerelease]
     return max_version(releases) or max_version(versions)
 
 
@@ -208,7 +208,7 @@ def apply_publish(
     if not isinstance(versions, dict) or len(versions) != 1:
         raise PublishError(400, "a publish must carry exactly one version")
     ((version, manifest),) = versions.items()
-    parsed = _parse(version)
+    parsed = parse_version(version)
     if parsed is None:
         raise PublishError(400, f"invalid version {version!r}: not a valid semver version (e.g. 1.2.3)")
     if not isinstance(manifest, dict):
@@ -219,7 +219,7 @@ def apply_publish(
             f"the manifest says {manifest.get('name')}@{manifest.get('version')}, not {name}@{version}",
         )
     for used in _used_versions(current):
-        if _parse(used) == parsed:
+        if parse_version(used) == parsed:
             raise PublishError(403, f"You cannot publish over the previously published version {used}.")
 
     tags = body.get("dist-tags") or {}
@@ -321,7 +321,7 @@ def _maintainers(value: Any) -> list[dict[str, str]]:
     return list(result.values())
 
 
-def _tarball_of(name: str, version: str, manifest: Any) -> str:
+def tarball_file_of(name: str, version: str, manifest: Any) -> str:
     dist = manifest.get("dist") if isinstance(manifest, dict) else None
     if isinstance(dist, dict) and isinstance(dist.get("tarball"), str):
         last = urlsplit(dist["tarball"]).path.rsplit("/", 1)[-1]
@@ -414,7 +414,7 @@ def apply_update(current: Doc, body: Doc, *, now: str) -> UpdateResult:
     changed = doc != _copy(current)
     if changed:
         doc["time"]["modified"] = now
-    tarballs = [_tarball_of(name, v, current["versions"][v]) for v in removed]
+    tarballs = [tarball_file_of(name, v, current["versions"][v]) for v in removed]
     return UpdateResult(doc, removed, tarballs, changed)
 
 
@@ -441,7 +441,7 @@ def unpublish_all(current: Doc, *, now: str, user: str | None = None) -> UpdateR
         "users": {},
     }
     removed = list(versions)
-    return UpdateResult(tombstone, removed, [_tarball_of(name, v, versions[v]) for v in removed], True)
+    return UpdateResult(tombstone, removed, [tarball_file_of(name, v, versions[v]) for v in removed], True)
 
 
 def set_dist_tag(current: Doc, tag: str, version: str, *, now: str | None = None) -> Doc:
@@ -468,132 +468,3 @@ def remove_dist_tag(current: Doc, tag: str, *, now: str | None = None) -> Doc:
     if now:
         doc["time"]["modified"] = now
     return doc
-
-
-def rewrite_tarball_urls(doc: Doc, base_url: str) -> Doc:
-    """Every `dist.tarball` becomes `{base_url}/{name}/-/{file}` (scoped names unescaped, as npm)."""
-    base = base_url.rstrip("/")
-    name = doc.get("name", "")
-    new = dict(doc)
-    versions: dict[str, Any] = {}
-    for version, manifest in (doc.get("versions") or {}).items():
-        if isinstance(manifest, dict):
-            dist = dict(manifest.get("dist") or {})
-            dist["tarball"] = f"{base}/{name}/-/{_tarball_of(name, version, manifest)}"
-            manifest = {**manifest, "dist": dist}
-        versions[version] = manifest
-    new["versions"] = versions
-    return new
-
-
-def abbreviate(doc: Doc) -> Doc:
-    """npm's abbreviated install document (`application/vnd.npm.install-v1+json`).
-
-    Top level: `name`, `dist-tags`, `modified`, `versions`, and `time`, which
-    the npm registry dropped but pnpm's time-based resolution reads. Each
-    version keeps only the install fields that are present; `hasInstallScript`
-    is computed from the lifecycle scripts when the manifest has none.
-    """
-    time = doc.get("time") or {}
-    result: Doc = {"name": doc.get("name"), "dist-tags": dict(doc.get("dist-tags") or {})}
-    if "modified" in time:
-        result["modified"] = time["modified"]
-    versions: dict[str, Any] = {}
-    for version, manifest in (doc.get("versions") or {}).items():
-        if not isinstance(manifest, dict):
-            continue
-        slim = {key: manifest[key] for key in ABBREVIATED_FIELDS if key in manifest}
-        scripts = manifest.get("scripts")
-        if "hasInstallScript" not in slim and isinstance(scripts, dict) and any(
-            scripts.get(script) for script in INSTALL_SCRIPTS
-        ):
-            slim["hasInstallScript"] = True
-        versions[version] = slim
-    result["versions"] = versions
-    if time:
-        result["time"] = dict(time)
-    return result
-
-
-def manifest_for(doc: Doc, spec: str) -> Doc | None:
-    """The manifest for `GET /{name}/{spec}`: an exact version, else a dist-tag, else None.
-
-    A version written as npm's `semver.clean` accepts (`v1.0.0`, `=1.0.0`) is found too.
-    """
-    versions = doc.get("versions") or {}
-    manifest = versions.get(spec)
-    if manifest is None and spec in (doc.get("dist-tags") or {}):
-        manifest = versions.get(doc["dist-tags"][spec])
-    if manifest is None:
-        cleaned = spec.strip().lstrip("=v").strip()
-        if _parse(cleaned) is not None:
-            manifest = versions.get(cleaned)
-    return dict(manifest) if isinstance(manifest, dict) else None
-
-
-def _person(value: Any) -> dict[str, str] | None:
-    if isinstance(value, dict) and isinstance(value.get("name"), str):
-        person = {"username": value["name"]}
-        if isinstance(value.get("email"), str):
-            person["email"] = value["email"]
-        return person
-    return None
-
-
-def _url(value: Any) -> str | None:
-    url = value.get("url") if isinstance(value, dict) else value
-    if not isinstance(url, str) or not url:
-        return None
-    if url.startswith("git+"):
-        url = url[len("git+"):]
-    return url[: -len(".git")] if url.endswith(".git") else url
-
-
-def search_entry(doc: Doc, *, score: float = 1.0) -> Doc:
-    """One object of a `GET /-/v1/search` response, in the npm registry's shape."""
-    name = doc.get("name", "")
-    latest = (doc.get("dist-tags") or {}).get("latest")
-    manifest = (doc.get("versions") or {}).get(latest) or {}
-    time = doc.get("time") or {}
-    scope, _ = names.split_scope(name)
-
-    def pick(key: str, default: Any) -> Any:
-        return manifest.get(key, doc.get(key, default))
-
-    links = {
-        key: url
-        for key, url in (
-            ("homepage", _url(pick("homepage", None))),
-            ("repository", _url(pick("repository", None))),
-            ("bugs", _url(pick("bugs", None))),
-        )
-        if url
-    }
-    keywords = pick("keywords", [])
-    package: Doc = {
-        "name": name,
-        "scope": scope[1:] if scope else "unscoped",
-        "version": latest,
-        "description": pick("description", "") or "",
-        "keywords": [k for k in keywords if isinstance(k, str)] if isinstance(keywords, list) else [],
-        "date": time.get(latest) if latest else time.get("modified"),
-        "links": links,
-        "maintainers": [p for m in doc.get("maintainers") or [] if (p := _person(m))],
-    }
-    author = pick("author", None)
-    if isinstance(author, dict):
-        package["author"] = author
-    elif isinstance(author, str) and author:
-        package["author"] = {"name": author}
-    publisher = _person(manifest.get("_npmUser"))
-    if publisher:
-        package["publisher"] = publisher
-    entry: Doc = {
-        "package": package,
-        "score": {"final": score, "detail": {"quality": score, "popularity": score, "maintenance": score}},
-        "searchScore": score,
-    }
-    parsed = _parse(latest)
-    if parsed is not None and (parsed.major == 0 or parsed.prerelease):
-        entry["flags"] = {"unstable": True}
-    return entry

@@ -39,7 +39,8 @@ from .packages import (
     as_registry_error,
     is_mirrored,
 )
-from .packument import PublishError, manifest_for
+from .packument import PublishError
+from .views import manifest_for
 from .publish import publish
 from .rules import PackageRule, rule_for
 from . import changes

@@ -10,19 +10,16 @@ from typing import Any
 import pytest
 
 from registry.names import tarball_filename
+from registry.views import abbreviate, manifest_for, rewrite_tarball_urls
 from registry.packument import (
     AttachmentInfo,
     PublishError,
-    abbreviate,
     apply_publish,
     apply_update,
-    manifest_for,
     max_version,
     new_packument,
     preferred_latest,
     remove_dist_tag,
-    rewrite_tarball_urls,
-    search_entry,
     set_dist_tag,
     unpublish_all,
 )
@@ -655,32 +652,3 @@ def test_max_version_orders_by_semver_and_ignores_invalid() -> None:
 def test_preferred_latest_prefers_releases() -> None:
     assert preferred_latest(["1.0.0", "2.0.0-rc.1"]) == "1.0.0"
     assert preferred_latest(["2.0.0-rc.1", "2.0.0-rc.2"]) == "2.0.0-rc.2"
-
-
-def test_a_search_entry_has_the_npm_registry_shape() -> None:
-    doc = publish(
-        None, "@acme/ui", "1.2.0", keywords=["ui"], homepage="https://ui.example",
-        repository={"type": "git", "url": "git+https://git.example/acme/ui.git"},
-        bugs={"url": "https://git.example/acme/ui/issues"}, author="Acme",
-    )
-    entry = search_entry(doc)
-    package = entry["package"]
-    assert package["name"] == "@acme/ui" and package["scope"] == "acme"
-    assert package["version"] == "1.2.0"
-    assert package["description"] == "@acme/ui at 1.2.0"
-    assert package["keywords"] == ["ui"]
-    assert package["date"] == T0
-    assert package["links"] == {"homepage": "https://ui.example", "repository": "https://git.example/acme/ui",
-                                "bugs": "https://git.example/acme/ui/issues"}
-    assert package["publisher"] == {"username": "alice", "email": "alice@example.com"}
-    assert package["maintainers"] == [{"username": "alice", "email": "alice@example.com"}]
-    assert package["author"] == {"name": "Acme"}
-    assert entry["score"] == {"final": 1.0, "detail": {"quality": 1.0, "popularity": 1.0, "maintenance": 1.0}}
-    assert entry["searchScore"] == 1.0
-    assert "flags" not in entry
-
-
-def test_a_search_entry_flags_unstable_packages() -> None:
-    entry = search_entry(publish(None, "left-pad", "0.1.0"))
-    assert entry["package"]["scope"] == "unscoped"
-    assert entry["flags"] == {"unstable": True}
