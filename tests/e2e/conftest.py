@@ -85,7 +85,9 @@ def make_storage(backend: str, request: pytest.FixtureRequest, directory: Path) 
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
-def tarhold(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TarholdServer]:
+def tarhold(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[TarholdServer]:
     """One `tarhold serve` for the test module, on a fresh storage of each backend."""
     backend = str(request.param)
     workdir = tmp_path_factory.mktemp(f"tarhold-{backend}")

@@ -6,14 +6,13 @@
   `TarholdStorage` share everything, as instances behind a load balancer do.
 - `Npm` runs the real npm CLI with a throwaway HOME, user and global config
   and cache, so the machine's own npm configuration is never read or written.
-- `pnpm_bin` / `yarn_bin` find the clients tests/tools/install-clients.sh
-  installed, and fail with how to get them.
+- `client_bin("pnpm")` / `client_bin("yarn")` find the clients that
+  tests/tools/install-clients.sh installed, and fail saying how to get them.
 - small synchronous HTTP helpers (`http_json`, `add_user`) for test setup.
 """
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import subprocess
@@ -22,9 +21,10 @@ import time
 import urllib.error
 import urllib.request
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import quote
 
 import pytest
@@ -243,9 +243,8 @@ def run_client(argv: list[str], *, cwd: Path, env: dict[str, str], timeout: floa
             f"$ {' '.join(argv)} did not finish within {timeout:.0f}s"
             f" (after {time.monotonic() - started:.0f}s)\n--- stdout\n{out}\n--- stderr\n{err}"
         )
-    return Result(
-        argv, done.returncode, done.stdout.decode(errors="replace"), done.stderr.decode(errors="replace")
-    )
+    stdout, stderr = done.stdout.decode(errors="replace"), done.stderr.decode(errors="replace")
+    return Result(argv, done.returncode, stdout, stderr)
 
 
 @dataclass
@@ -259,7 +258,9 @@ class Npm:
     env: dict[str, str] = field(default_factory=dict)
 
     @classmethod
-    def create(cls, server: TarholdServer, home: Path, user: str | None = None, token: str | None = None) -> Npm:
+    def create(
+        cls, server: TarholdServer, home: Path, user: str | None = None, token: str | None = None
+    ) -> Npm:
         home.mkdir(parents=True, exist_ok=True)
         npm = cls(server.url, home, user, token, client_env(home))
         npm.userconfig.write_text(f"{server.auth_key}:_authToken={token}\n" if token else "")
@@ -310,7 +311,7 @@ class Npm:
 
     def install(self, *specs: str) -> Path:
         """`npm install SPECS` in a fresh project; the project directory."""
-        project = self.workdir("project-" + base64.b32encode(os.urandom(5)).decode().lower())
+        project = self.workdir(f"project-{uuid.uuid4().hex[:8]}")
         self.ok("install", "--no-package-lock", *specs, cwd=project)
         return project
 

@@ -130,11 +130,13 @@ def test_unpublish_one_version_then_the_whole_package(npm_as: NpmAs, tarhold: Ta
     alice.ok("unpublish", f"{name}@1.0.1", "--force")
     assert versions_of(alice.ok("view", name, "versions", "--json")) == ["1.0.0"]
     assert http_bytes(f"{tarhold.url}{name}/-/{name}-1.0.1.tgz")[0] == 404
-    npm_error(alice.fails("install", "--no-package-lock", f"{name}@1.0.1", cwd=alice.workdir("p1")), "ETARGET")
+    missing = alice.fails("install", "--no-package-lock", f"{name}@1.0.1", cwd=alice.workdir("p1"))
+    npm_error(missing, "ETARGET")
 
     alice.ok("unpublish", name, "--force")
     npm_error(alice.fails("view", name, "version"), "E404")
-    npm_error(alice.fails("install", "--no-package-lock", f"{name}@1.0.0", cwd=alice.workdir("p2")), "E404")
+    gone = alice.fails("install", "--no-package-lock", f"{name}@1.0.0", cwd=alice.workdir("p2"))
+    npm_error(gone, "E404")
     assert http_json("GET", tarhold.url + name)[0] == 404
     assert http_bytes(f"{tarhold.url}{name}/-/{name}-1.0.0.tgz")[0] == 404
 
@@ -206,7 +208,8 @@ def test_publish_is_refused_without_credentials(npm_as: NpmAs) -> None:
     name = unique_name("e2e-anonymous")
     anonymous = npm_as(None)
     # npm itself refuses before it asks the registry: no token for it.
-    npm_error(anonymous.fails("publish", cwd=write_package(anonymous.workdir("pkg"), name, "1.0.0")), "ENEEDAUTH")
+    directory = write_package(anonymous.workdir("pkg"), name, "1.0.0")
+    npm_error(anonymous.fails("publish", cwd=directory), "ENEEDAUTH")
 
     # A token the registry does not know: the refusal is the server's, in its words.
     stranger = npm_as(None, token="not-a-token-this-registry-issued")
@@ -259,8 +262,9 @@ async def run_on_terminal(npm: Npm, args: list[str], prompt: str, answer: str) -
                     os.write(master, answer.encode() + b"\r")
             code = await proc.wait()
     except TimeoutError:
+        elapsed = time.monotonic() - started
         raise AssertionError(
-            f"npm {' '.join(args)} on a terminal did not finish in {time.monotonic() - started:.0f}s:\n{output}"
+            f"npm {' '.join(args)} on a terminal did not finish in {elapsed:.0f}s:\n{output}"
         ) from None
     finally:
         loop.remove_reader(master)

@@ -46,7 +46,8 @@ async def publish_all(
         server = servers[i % len(servers)]
         body = publish_body(name, version, tarballs[version], base=server.url.rstrip("/"))
         await start.wait()
-        async with session.put(server.url + path_of(name).lstrip("/"), json=body, headers=headers) as response:
+        url = server.url + path_of(name).lstrip("/")
+        async with session.put(url, json=body, headers=headers) as response:
             return version, response.status, await response.text()
 
     async with aiohttp.ClientSession(timeout=REQUEST_TIMEOUT) as session:
@@ -97,11 +98,13 @@ async def test_concurrent_publishes_on_two_instances_keep_every_version(
 
     results = await publish_all(servers, token, name, tarballs)
     failed = [(v, status, text) for v, status, text in results if status != 201]
-    assert not failed, f"publishes refused: {failed}\n--- server 1\n{servers[0].log()}\n--- server 2\n{servers[1].log()}"
+    logs = "".join(f"\n--- server {i + 1}\n{s.log()}" for i, s in enumerate(servers))
+    assert not failed, f"publishes refused: {failed}{logs}"
 
     packuments, downloads = await packuments_and_tarballs(servers, name)
     for i, (server, packument) in enumerate(zip(servers, packuments)):
-        assert sorted(packument["versions"], key=lambda v: int(v.split(".")[2])) == VERSIONS, f"server {i + 1}"
+        by_patch = sorted(packument["versions"], key=lambda v: int(v.split(".")[2]))
+        assert by_patch == VERSIONS, f"server {i + 1}"
         assert packument["dist-tags"]["latest"] in VERSIONS
         for version, manifest in packument["versions"].items():
             data = tarballs[version]
