@@ -86,6 +86,7 @@ class Packages:
     def __init__(self, store: PackageStore, db: RegistryDatabase) -> None:
         self.store = store
         self.db = db
+        self.conflicts = 0  # lost conditional writes that were retried
         # Parsed documents by (name, token): a token names exact bytes, so an
         # entry is never stale, only unused.
         self._parsed: LRUCache[tuple[str, str], dict[str, Any]] = LRUCache(PARSED_CACHE_ENTRIES)
@@ -165,6 +166,8 @@ class Packages:
                     token = await self.store.write_packument(name, data, if_match=current.token)
             except Conflict:
                 # Someone else wrote first: back off a little, re-read, re-apply.
+                self.conflicts += 1
+                LOG.debug("conflict writing %s (attempt %d); re-reading", name, attempt + 1)
                 await asyncio.sleep(random.uniform(0, 0.02 * (attempt + 1)))
                 continue
             self._parsed[(name, token)] = new

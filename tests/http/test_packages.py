@@ -12,6 +12,8 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
+from registry.keys import PACKAGES
+
 from .conftest import MakeClient
 from .packages import make_tarball, packument, path_of, publish, publish_body, tarball_name
 from .users import add_user, bearer, create_token
@@ -340,6 +342,8 @@ async def test_concurrent_publishes_of_different_versions_all_land(make_client: 
 
     statuses = await asyncio.gather(*(one(i) for i in range(16)))
     assert statuses == [201] * 16
+    # the retry path really ran: some writes lost the race and were re-applied
+    assert first.app[PACKAGES].conflicts + second.app[PACKAGES].conflicts > 0
     doc = await packument(first, "busy")
     assert set(doc["versions"]) == {"0.0.1"} | {f"1.0.{i}" for i in range(16)}
     for i in range(16):
