@@ -15,8 +15,9 @@ from aiohttp import web
 
 from storage.base import NotFound
 
-from .auth import Identity, is_allowed, require_user, require_write
+from .auth import Identity, is_allowed, require_grant, require_user, require_write
 from uplinks.base import PackageNotFound, UplinkError
+from uplinks.mirror import AlreadyStored
 
 from .errors import (
     BadGateway,
@@ -71,6 +72,7 @@ def check_access(request: web.Request, name: str) -> PackageRule:
         if identity is None:
             raise_unauthorized(name)
         raise Forbidden(f"{identity.user} may not access package {name}")
+    require_grant(identity, "pkg", name, write=False, anonymous_ok=is_allowed(None, rule.access))
     return rule
 
 
@@ -83,6 +85,7 @@ def raise_unauthorized(name: str) -> None:
 def check_publish(request: web.Request, name: str, *, unpublish: bool = False) -> Identity:
     identity = require_user(request)
     require_write(identity)
+    require_grant(identity, "pkg", name, write=True)
     rule = rule_of(request, name)
     principals = rule.unpublish if unpublish else rule.publish
     if not is_allowed(identity, principals):
@@ -183,9 +186,12 @@ async def mirror_tarball(
     request: web.Request, name: str, filename: str, rule: PackageRule
 ) -> web.StreamResponse:
     """Stream a tarball from its uplink while it is mirrored; cut off on any failure."""
-    download = await request.app[MIRROR].tarball(
-        name, filename, rule.proxy, request.headers.get("Via", "")
-    )
+    try:
+        download = await request.app[MIRROR].tarball(
+            name, filename, rule.proxy, request.headers.get("Via", "")
+        )
+    except AlreadyStored:
+        return await get_tarball(request, name, filename)
     if download is None:
         raise NotFoundError(f"tarball {filename} of {name} not found")
     chunks = download.follow()

@@ -25,7 +25,7 @@ import orjson
 from registry.config import UplinkConfig
 from registry.errors import BadGateway, ServiceUnavailable
 from registry.packages import MIRROR_MARK, Current, Packages, is_mirrored, is_tombstone
-from storage.base import Conflict, ConfigError, StorageError
+from storage.base import Conflict, ConfigError, NotFound, StorageError
 
 from .base import PackageNotFound, Uplink, UplinkError
 from .breaker import CircuitBreaker
@@ -255,6 +255,13 @@ class Mirror:
         download = self._downloads.get((name, filename))  # joined while we looked it up?
         if download is not None:
             return download
+        # A fetch may have finished (and left) while we looked the packument
+        # up: then storage has the file and nothing needs fetching.
+        if await self._stored(name, filename):
+            raise AlreadyStored(filename)
+        download = self._downloads.get((name, filename))
+        if download is not None:
+            return download
         if not self.breakers[uplink_name].allow():
             raise ServiceUnavailable(f"uplink {uplink_name} is failing; try again later")
         download = Download(name, filename)
@@ -287,6 +294,19 @@ class Mirror:
 
         task.add_done_callback(finished)
         return download
+
+
+    async def _stored(self, name: str, filename: str) -> bool:
+        try:
+            reader = await self.packages.store.open_tarball(name, filename)
+        except NotFound:
+            return False
+        await reader.aclose()
+        return True
+
+
+class AlreadyStored(Exception):
+    """The tarball arrived in storage while a request was about to fetch it."""
 
 
 def _dist_for(doc: dict[str, Any], filename: str) -> dict[str, Any] | None:
