@@ -17,7 +17,7 @@ from storage.base import NotFound, StorageError
 
 from .config import Config
 from .errors import RegistryError
-from . import routes_auth, routes_packages, routes_uplink, search
+from . import api_docs, bootstrap, routes_admin, routes_auth, routes_packages, routes_uplink, search
 from .keys import CONFIG, DATABASE, MIRROR, PACKAGES, SECRET, STORE
 from .packages import Packages
 from .logs import REQUEST_ID
@@ -149,6 +149,9 @@ def create_app(config: Config) -> web.Application:
     app.router.add_get("/-/ping", ping)
     app.router.add_get("/health", health)
     routes_auth.install(app)
+    routes_admin.setup(app)
+    api_docs.setup(app)
+    bootstrap.setup(app)  # reads TARHOLD_ADMIN_*; creates the first admin once storage is open
     search.setup(app)
     routes_uplink.setup(app)
     routes_packages.setup(app)  # last: its catch-all route takes whatever is left

@@ -2,7 +2,13 @@
 
 `auth_middleware` sets `request["identity"]` (an Identity, or None for an
 anonymous request) and `request["user"]` (the name the access log prints).
-Handlers then call `require_user`, `require_write` and `is_allowed`.
+Handlers then call `require_user`, `is_allowed` (the `packages:` rules) and
+`require_grant` (the token's own limits: read-only, grants).
+
+A bearer token is checked, in this order: known (401), not expired (401
+"token expired"), used from its CIDR whitelist (403; X-Forwarded-For only as
+`auth.trust_forwarded_for` allows), within its rate limit (429 with
+Retry-After). Its `last_used` is then recorded, coalesced (ratelimit.py).
 
 Lookups are cached per app instance, never negatively:
 - a token for TOKEN_TTL seconds, so a token revoked on any instance stops
@@ -31,7 +37,9 @@ from aiohttp import web
 from cachetools import TTLCache
 
 from .errors import Forbidden, RegistryError, Unauthorized
-from .keys import DATABASE
+from .grants import Grant, allows, stored_grants
+from .keys import CONFIG, DATABASE
+from .ratelimit import LastUsedRecorder, RateLimiter
 from .rules import ALL, ANONYMOUS, AUTHENTICATED
 from .users import lookup_token, token_hash, verify_password
 
@@ -40,6 +48,7 @@ PASSWORD_TTL = 60.0
 CACHE_SIZE = 10_000
 
 INVALID_TOKEN = "invalid, expired or revoked token; log in again with `npm login`"
+TOKEN_EXPIRED = "token expired; create a new one with `npm token create`, or log in again with `npm login`"
 BAD_CREDENTIALS = "bad username or password"
 
 # Never authenticated: load balancers and `npm ping` hit these constantly.
@@ -58,12 +67,17 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 @dataclass(frozen=True)
 class Identity:
-    """An authenticated principal: the user, and the token's limits if a token was used."""
+    """An authenticated principal: the user, and the token's limits if a token was used.
+
+    `grants` None: the user's full rights (passwords, and tokens from `npm
+    login` or `npm token create` without grants). `str(grant)` gives a
+    grant's string form back.
+    """
 
     user: str
     token_key: str | None = None
     readonly: bool = False
-    grants: tuple[str, ...] | None = None
+    grants: tuple[Grant, ...] | None = None
 
 
 @dataclass
@@ -78,6 +92,8 @@ class AuthCaches:
     )
     # Keys the password cache, so memory never holds a plain hash of a password.
     pepper: bytes = field(default_factory=lambda: secrets.token_bytes(32))
+    limiter: RateLimiter = field(default_factory=RateLimiter)
+    last_used: LastUsedRecorder = field(default_factory=LastUsedRecorder)
 
     def password_key(self, user: str, password: str) -> tuple[str, str]:
         return user, hmac.new(self.pepper, password.encode(), hashlib.sha256).hexdigest()
@@ -122,27 +138,67 @@ async def authenticate(request: web.Request) -> Identity | None:
 async def _bearer(request: web.Request, token: str) -> Identity:
     if not token:
         raise Unauthorized(INVALID_TOKEN)
-    cache = caches(request.app).tokens
+    state = caches(request.app)
     digest = token_hash(token)
-    record = cache.get(digest)
+    record = state.tokens.get(digest)
     if record is None:
         record = await lookup_token(request.app[DATABASE], token)
         if record is None:
             raise Unauthorized(INVALID_TOKEN)
-        cache[digest] = record
+        state.tokens[digest] = record
     expires = record.get("expires")
     if expires is not None and expires <= time.time():
-        raise Unauthorized(INVALID_TOKEN)
+        raise Unauthorized(TOKEN_EXPIRED)
     cidrs = record.get("cidr_whitelist")
-    if cidrs and not ip_allowed(request.remote, cidrs):
+    if cidrs and not ip_allowed(client_address(request), cidrs):
         raise Forbidden("this token is not allowed from your IP address")
+    user, key = str(record["user"]), str(record["key"])
+    per_minute = token_rate_limit(record, request.app[CONFIG].auth.rate_limit)
+    if per_minute is not None:
+        state.limiter.check(key, per_minute)
+    state.last_used.seen(request.app[DATABASE], user, key)
     grants = record.get("grants")
     return Identity(
-        user=str(record["user"]),
-        token_key=str(record["key"]),
+        user=user,
+        token_key=key,
         readonly=bool(record.get("readonly")),
-        grants=tuple(grants) if grants is not None else None,
+        grants=stored_grants(tuple(grants)) if grants is not None else None,
     )
+
+
+def token_rate_limit(record: dict[str, Any], default: int | None) -> int | None:
+    """Requests per minute for a token: its own `rate_limit` when it has one, else the config's."""
+    own = record.get("rate_limit")
+    if isinstance(own, int) and not isinstance(own, bool) and own > 0:
+        return own
+    return default
+
+
+def client_address(request: web.Request) -> str | None:
+    """The client's IP address for CIDR checks: the peer, or X-Forwarded-For when trusted.
+
+    `auth.trust_forwarded_for: true` trusts the one proxy in front: the
+    header's last entry is the address that proxy saw. With a list of proxy
+    CIDRs the header counts only when the peer is one of them, and the client
+    is the last entry that is not (entries left of it could be forged).
+    """
+    auth = request.app[CONFIG].auth
+    remote = request.remote
+    if not auth.trust_forwarded_for:
+        return remote
+    proxies = auth.trusted_proxies
+    if proxies and not ip_allowed(remote, proxies):
+        return remote
+    hops = [h.strip() for v in request.headers.getall("X-Forwarded-For", []) for h in v.split(",")]
+    hops = [h for h in hops if h]
+    if not hops:
+        return remote
+    if not proxies:
+        return hops[-1]
+    for hop in reversed(hops):
+        if not ip_allowed(hop, proxies):
+            return hop
+    return hops[0]
 
 
 def parse_basic(value: str) -> tuple[str, str]:
@@ -263,3 +319,50 @@ def require_write(identity: Identity) -> None:
     """403 when the identity came from a read-only token."""
     if identity.readonly:
         raise Forbidden("this token is read-only")
+
+
+def grant_allows(
+    identity: Identity | None, kind: str, target: str, *, write: bool, anonymous_ok: bool = False
+) -> bool:
+    """Whether the token's own limits let `identity` read or write `target`.
+
+    `kind` is "pkg" (target: a package name) or "user" (target: a user name).
+    Anonymous requests and full-rights tokens have no limits here (the
+    `packages:` rules decide). `anonymous_ok` says anonymous requests may do
+    this too (a package everyone may read): a grant never takes away what
+    leaving the token out of the request would give.
+    """
+    if identity is None:
+        return True
+    if write and identity.readonly:
+        return False
+    if identity.grants is None or (anonymous_ok and not write):
+        return True
+    return allows(identity.grants, kind, target, write=write)
+
+
+def require_grant(
+    identity: Identity | None, kind: str, target: str, *, write: bool, anonymous_ok: bool = False
+) -> None:
+    """403 with a message npm prints when the token may not do this (see grant_allows).
+
+    Called at every enforcement point: package reads and writes (routes_packages,
+    changes, search), the user's own account and tokens (routes_auth).
+    """
+    if grant_allows(identity, kind, target, write=write, anonymous_ok=anonymous_ok):
+        return
+    if write and identity is not None and identity.readonly:
+        raise Forbidden("this token is read-only")
+    level = "read+write" if write else "read"
+    if kind == "pkg":
+        action = "write" if write else "read"
+        raise Forbidden(f"this token may not {action} {target}: it has no pkg:{level} grant that covers it")
+    action = "change" if write else "read"
+    raise Forbidden(f"this token may not {action} user {target}: it has no user:{level} grant for ~{target}")
+
+
+def may_read_package(identity: Identity | None, name: str, access: Sequence[str]) -> bool:
+    """The rules' `access` and the token's grants both let `identity` read package `name`."""
+    return is_allowed(identity, access) and grant_allows(
+        identity, "pkg", name, write=False, anonymous_ok=is_allowed(None, access)
+    )

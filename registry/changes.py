@@ -16,7 +16,7 @@ from aiohttp import web
 
 from storage.base import NotFound
 
-from .auth import is_allowed, require_user, require_write
+from .auth import is_allowed, require_grant, require_user, require_write
 from .errors import BadRequest, Forbidden, NotFoundError
 from .keys import CONFIG, PACKAGES
 from .names import parse_tarball_filename, tarball_filename, validate_package_name
@@ -44,6 +44,7 @@ def authorize(request: web.Request, name: str, action: str) -> str:
     """The acting user, allowed by the rules to `action` (publish or unpublish) `name`."""
     identity = require_user(request)
     require_write(identity)
+    require_grant(identity, "pkg", name, write=True)
     if not is_allowed(identity, _principals(request, name, action)):
         raise Forbidden(f"{identity.user} may not {action} package {name}")
     return identity.user
@@ -104,6 +105,7 @@ async def star(request: web.Request, name: str, body: dict[str, Any]) -> web.Res
     """npm star/unstar: any reader may add or remove their own entry, nobody else's."""
     identity = require_user(request)
     require_write(identity)
+    require_grant(identity, "pkg", name, write=True)
     if not is_allowed(identity, _principals(request, name, "access")):
         raise Forbidden(f"{identity.user} may not access package {name}")
     users = body.get("users")
@@ -226,8 +228,10 @@ async def dist_tags(request: web.Request) -> web.StreamResponse:
     packages = packages_of(request)
     if request.method == "GET" and tag is None:
         identity = request.get("identity")
-        if not is_allowed(identity, _principals(request, name, "access")):
+        access = _principals(request, name, "access")
+        if not is_allowed(identity, access):
             raise Forbidden(f"you may not access package {name}")
+        require_grant(identity, "pkg", name, write=False, anonymous_ok=is_allowed(None, access))
         current = await packages.read_live(name)
         if current is None:
             raise NotFoundError(f"package {name} not found")

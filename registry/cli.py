@@ -1,4 +1,4 @@
-"""The `tarhold` command: serve, init."""
+"""The `tarhold` command: serve, init, warm, user, token."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from storage.backends import build_backends
 from storage.base import ConfigError, StorageError
 
 from .app import SERVER_KWARGS, create_app
+from .cli_admin import add_parsers as add_admin_parsers
 from .config import Config, load_config
 from .logs import configure_logging
 from .rules import storage_folder
@@ -154,6 +155,8 @@ def build_parser() -> argparse.ArgumentParser:
     warm.add_argument("--concurrency", type=int, default=16, help="parallel fetches (default 16)")
     warm.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     warm.set_defaults(func=cmd_warm)
+
+    add_admin_parsers(sub)  # user add|list|remove|passwd, token create|list|revoke
     return parser
 
 

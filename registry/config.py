@@ -19,6 +19,7 @@ import yaml
 
 from storage.base import ConfigError
 
+from .config_auth import AuthConfig, parse_auth
 from .rules import PackageRule, parse_packages
 
 LOG = logging.getLogger(__name__)
@@ -81,12 +82,6 @@ class StoreConfig:
     backend: str  # "fs" (with sqlite) or "aws-s3-storage" (with dynamodb)
     path: str | None = None  # fs: the storage directory
     section: Mapping[str, Any] = field(default_factory=dict)  # aws-s3-storage
-
-
-@dataclass(frozen=True)
-class AuthConfig:
-    max_users: int | None = None  # None: unlimited; -1: registration closed
-    htpasswd_file: str | None = None
 
 
 @dataclass(frozen=True)
@@ -351,23 +346,6 @@ def parse_store(storage: Any, store: Any, base: Path) -> StoreConfig:
     path = storage or "./storage"
     resolved = Path(path) if Path(path).is_absolute() else base / path
     return StoreConfig("fs", str(resolved))
-
-
-def parse_auth(raw: Any) -> AuthConfig:
-    if raw is None:
-        return AuthConfig()
-    if not isinstance(raw, dict):
-        raise ConfigError("auth", "must be a mapping")
-    max_users = raw.get("max_users")
-    htpasswd = raw.get("htpasswd")
-    htpasswd_file = None
-    if isinstance(htpasswd, dict):
-        htpasswd_file = htpasswd.get("file")
-        max_users = htpasswd.get("max_users", max_users)
-    if max_users is not None:
-        if isinstance(max_users, bool) or not isinstance(max_users, int) or max_users < -1:
-            raise ConfigError("auth.max_users", "must be a whole number, or -1 to close registration")
-    return AuthConfig(max_users=max_users, htpasswd_file=htpasswd_file)
 
 
 def parse_log(raw: Any) -> LogConfig:

@@ -4,13 +4,23 @@ A grant has a type (`pkg` or `user`), an access level (read, or read+write)
 and a value: `*`, a package name, a scope glob `@scope/*`, or a user
 selector `~name`. Types are evaluated on their own: a user grant never lets
 a token touch a package, and the reverse.
+
+A token without grants (`npm login`, `npm token create`) has its user's full
+rights; a token with grants has at most those, and never more than its user:
+the `packages:` rules and the maintainer checks still apply on top.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime, timezone
+from functools import lru_cache
+from typing import Any
+
+LOG = logging.getLogger(__name__)
 
 GRANT = re.compile(r"^(?P<type>pkg|user):(?P<level>read|read\+write)=(?P<value>\S+)$")
 SCOPE_GLOB = re.compile(r"^@[a-z0-9][a-z0-9._~-]*/\*$")
@@ -60,7 +70,8 @@ def matches_package(value: str, name: str) -> bool:
     if value == "*":
         return True
     if value.endswith("/*"):
-        return name.startswith(value[:-1]) and "/" not in name[len(value) - 1:]
+        rest = name[len(value) - 1:]
+        return name.startswith(value[:-1]) and bool(rest) and "/" not in rest
     return value == name
 
 
@@ -78,3 +89,67 @@ def allows(grants: Sequence[Grant], kind: str, target: str, *, write: bool) -> b
         if kind == "user" and matches_user(grant.value, target):
             return True
     return False
+
+
+def covers_value(held: Grant, wanted: Grant) -> bool:
+    """Whether `held`'s value matches everything `wanted`'s does."""
+    if held.value == "*" or held.value == wanted.value:
+        return True
+    if held.type == "pkg" and held.value.endswith("/*") and not wanted.value.endswith("/*"):
+        return matches_package(held.value, wanted.value)
+    return False
+
+
+def covers(grants: Sequence[Grant], wanted: Grant) -> bool:
+    """Whether `grants` allow everything `wanted` does: what a token may hand on to a new token."""
+    return any(
+        held.type == wanted.type and (held.write or not wanted.write) and covers_value(held, wanted)
+        for held in grants
+    )
+
+
+@lru_cache(maxsize=4096)
+def stored_grants(texts: tuple[str, ...]) -> tuple[Grant, ...]:
+    """The grants of a stored token record; none at all (nothing allowed) when one is corrupt.
+
+    Cached: the same few grant lists are parsed on every request of a token.
+    """
+    try:
+        return parse_grants(texts)
+    except ValueError as exc:
+        LOG.error("a stored token has an invalid grant list; it is allowed nothing: %s", exc)
+        return ()
+
+
+# -- expiry -------------------------------------------------------------------
+
+MAX_TOKEN_DAYS = 3650
+EXPIRES_HELP = "expires must be a whole number of days (1 to 3650) or an ISO 8601 date in the future"
+
+
+def parse_expires(value: Any, now: float) -> int | None:
+    """The expiry (epoch seconds) of a `npm token create` body's `expires`; ValueError otherwise.
+
+    npm sends a whole number of days; API clients may give the moment itself
+    as an ISO 8601 date or date-time (`2030-01-31`, `2030-01-31T12:00:00Z`),
+    read as UTC when it has no offset. Bare seconds are not accepted: a number
+    is always days, as npm means it.
+    """
+    if value is None:
+        return None
+    if isinstance(value, int) and not isinstance(value, bool):
+        if not 1 <= value <= MAX_TOKEN_DAYS:
+            raise ValueError(EXPIRES_HELP)
+        return int(now) + value * 86400
+    if not isinstance(value, str):
+        raise ValueError(EXPIRES_HELP)
+    try:
+        moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(EXPIRES_HELP) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    epoch = int(moment.timestamp())
+    if not now < epoch <= now + MAX_TOKEN_DAYS * 86400:
+        raise ValueError(EXPIRES_HELP)
+    return epoch

@@ -7,12 +7,21 @@
 - `GET|POST /-/npm/v1/tokens`, `DELETE /-/npm/v1/tokens/token/{key}`: `npm token`
 - the web login flow (`npm login`, the default since npm 9): see login_page.py
 
+What a token with grants needs here (user grants name the token's own user,
+`~alice`, or `*`): `user:read` to see its account (whoami, `npm profile get`,
+`npm token list`) and the public document of user X (`npm owner add X`
+needs `user:read=~X` or `user:read=*`); `user:read+write` to change its
+account (`npm profile set`) and to create or revoke tokens. Any token may
+revoke itself (`npm logout`). A token creates only tokens whose grants its
+own cover; created without `grants`, the new token inherits the creator's.
+
 `install(app)` adds the auth middleware and all of these routes.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
@@ -24,10 +33,11 @@ from .auth import (
     caches,
     identity_of,
     parse_cidrs,
+    require_grant,
     require_user,
-    require_write,
 )
 from .errors import BadRequest, Forbidden, NotFoundError, Unauthorized
+from .grants import Grant, covers, format_grants, parse_expires, parse_grants
 from .keys import CONFIG, DATABASE
 from .login_page import setup_web_login
 from .users import (
@@ -50,8 +60,8 @@ from .users import (
 USER_PATH = "/-/user/org.couchdb.user:{name}"
 PROFILE_FIELDS = ("fullname", "homepage", "freenode", "twitter", "github")
 MAX_FIELD = 256
-MAX_TOKEN_DAYS = 3650
 MAX_CIDRS = 50
+MAX_GRANTS = 100
 GRANULAR_FIELDS = ("packages", "scopes", "orgs")
 
 
@@ -102,6 +112,9 @@ def token_view(record: dict[str, Any]) -> dict[str, Any]:
         "readonly": bool(record.get("readonly")), "created": record["created"],
         "updated": record.get("updated", record["created"]),
         "expires": iso(expires) if expires is not None else None,
+        "expired": expires is not None and expires <= time.time(),
+        "grants": record.get("grants"), "last_used": record.get("last_used"),
+        "rate_limit": record.get("rate_limit"),
     }
 
 
@@ -139,10 +152,12 @@ async def get_user_document(request: web.Request) -> web.Response:
     """A user's public document ({name, email}) for any signed-in user.
 
     `npm owner add NAME` reads it to learn the new maintainer's email, which
-    npm's adduser prompt already calls public. Anonymous requests get 401.
+    npm's adduser prompt already calls public. Anonymous requests get 401; a
+    token with grants needs `user:read` for NAME (emails stay out of reach
+    of tokens meant only for packages).
     """
     name = user_name(request)
-    require_user(request)
+    require_grant(require_user(request), "user", name, write=False)
     user = await get_user(request.app[DATABASE], name)
     if user is None:
         raise NotFoundError("no such user")
@@ -153,7 +168,9 @@ async def get_user_document(request: web.Request) -> web.Response:
 
 
 async def whoami(request: web.Request) -> web.Response:
-    return json_response({"username": require_user(request).user})
+    identity = require_user(request)
+    require_grant(identity, "user", identity.user, write=False)
+    return json_response({"username": identity.user})
 
 
 async def logout(request: web.Request) -> web.Response:
@@ -165,6 +182,8 @@ async def logout(request: web.Request) -> web.Response:
         identity = identity_of(request)
         if identity is not None and identity.user != record["user"]:
             raise Forbidden("you can only revoke your own tokens")
+        if identity is not None and identity.token_key != record["key"]:
+            require_grant(identity, "user", identity.user, write=True)
         await revoke_token(db, str(record["user"]), str(record["key"]))
         caches(request.app).forget_token(token_hash(token))
     return json_response({"ok": True})
@@ -175,6 +194,7 @@ async def logout(request: web.Request) -> web.Response:
 
 async def get_profile(request: web.Request) -> web.Response:
     identity = require_user(request)
+    require_grant(identity, "user", identity.user, write=False)
     user = await get_user(request.app[DATABASE], identity.user)
     if user is None:
         raise Unauthorized("the user of this token no longer exists")
@@ -184,7 +204,7 @@ async def get_profile(request: web.Request) -> web.Response:
 async def set_profile(request: web.Request) -> web.Response:
     """`npm profile set`: email, the public fields, and the password ({old, new})."""
     identity = require_user(request)
-    require_write(identity)
+    require_grant(identity, "user", identity.user, write=True)
     body = await read_json(request)
     db = request.app[DATABASE]
     if body.get("tfa"):
@@ -216,6 +236,7 @@ async def set_profile(request: web.Request) -> web.Response:
 
 async def get_tokens(request: web.Request) -> web.Response:
     identity = require_user(request)
+    require_grant(identity, "user", identity.user, write=False)
     objects = [token_view(r) for r in await list_tokens(request.app[DATABASE], identity.user)]
     return json_response({"objects": objects, "total": len(objects), "urls": {}})
 
@@ -243,30 +264,56 @@ def parse_token_options(body: dict[str, Any]) -> dict[str, Any]:
         raise BadRequest(str(exc)) from None
     if len(cidrs) > MAX_CIDRS:
         raise BadRequest(f"at most {MAX_CIDRS} CIDR entries")
-    days = body.get("expires")
-    if days is not None and (
-        isinstance(days, bool) or not isinstance(days, int) or not 1 <= days <= MAX_TOKEN_DAYS
-    ):
-        raise BadRequest(f"expires must be a number of days from 1 to {MAX_TOKEN_DAYS}")
+    try:
+        expires = parse_expires(body.get("expires"), time.time())
+    except ValueError as exc:
+        raise BadRequest(str(exc)) from None
     return {
         "readonly": readonly, "cidr_whitelist": cidrs, "name": optional_str(body, "name"),
-        "expires": int(time.time()) + days * 86400 if days is not None else None,
+        "expires": expires,
     }
+
+
+def parse_token_grants(body: dict[str, Any]) -> tuple[Grant, ...] | None:
+    """The `grants` of a token create body (tarhold's extension); 400 with the problem."""
+    grants = body.get("grants")
+    if grants is None:
+        return None
+    if not isinstance(grants, list) or not all(isinstance(g, str) for g in grants):
+        raise BadRequest("grants must be a list of strings like pkg:read+write=@acme/*")
+    if len(grants) > MAX_GRANTS:
+        raise BadRequest(f"at most {MAX_GRANTS} grants")
+    try:
+        return parse_grants(grants)
+    except ValueError as exc:
+        raise BadRequest(str(exc)) from None
+
+
+def new_token_grants(held: tuple[Grant, ...] | None, wanted: tuple[Grant, ...] | None) -> list[str] | None:
+    """The grants a new token gets: never more than the creating token's (403 otherwise)."""
+    if wanted is None:
+        return format_grants(held) if held is not None else None
+    if held is not None:
+        for grant in wanted:
+            if not covers(held, grant):
+                raise Forbidden(f"this token may not create a token with {grant}: its own grants do not cover it")
+    return format_grants(wanted)
 
 
 async def post_token(request: web.Request) -> web.Response:
     """`npm token create`: the password again, then a new token shown once."""
     identity = require_user(request)
-    require_write(identity)
+    require_grant(identity, "user", identity.user, write=True)
     body = await read_json(request)
     password = body.get("password")
     if not isinstance(password, str) or not password:
         raise BadRequest("password is required")
     options = parse_token_options(body)
+    grants = new_token_grants(identity.grants, parse_token_grants(body))
     db = request.app[DATABASE]
     if await verify_password(db, identity.user, password) is None:
         raise Unauthorized("invalid password")
-    token, record = await create_token(db, identity.user, **options)
+    token, record = await create_token(db, identity.user, grants=grants, **options)
     return json_response({**token_view(record), "token": token}, 201)
 
 
@@ -285,7 +332,8 @@ async def delete_token(request: web.Request) -> web.Response:
     if key is None:
         raise NotFoundError("no such token")
     if key != identity.token_key:
-        require_write(identity)  # a read-only token may still revoke itself
+        # Any token may revoke itself, even a read-only or grant-limited one.
+        require_grant(identity, "user", identity.user, write=True)
     record = await revoke_token(db, identity.user, key)
     if record is not None:
         caches(request.app).forget_token(str(record["hash"]))
@@ -302,6 +350,7 @@ def install(app: web.Application) -> None:
         return
     app.middlewares.append(auth_middleware)
     caches(app)
+    app.cleanup_ctx.append(finish_last_used)
     router = app.router
     router.add_put(USER_PATH, put_user)
     router.add_put(USER_PATH + "/-rev/{rev}", put_user)
@@ -315,3 +364,8 @@ def install(app: web.Application) -> None:
     router.add_delete("/-/npm/v1/tokens/token/{key}", delete_token)
     setup_web_login(app)
 
+
+async def finish_last_used(app: web.Application) -> AsyncIterator[None]:
+    """Let pending `last_used` writes finish before the database closes (registered after it)."""
+    yield
+    await caches(app).last_used.drain()

@@ -7,7 +7,7 @@ from typing import Any
 
 from aiohttp import web
 
-from .auth import is_allowed
+from .auth import may_read_package
 from .errors import BadRequest
 from .keys import CONFIG, DATABASE
 from .routes_uplink import upstream_search
@@ -81,7 +81,7 @@ async def search(request: web.Request) -> web.Response:
     hits: list[tuple[float, dict[str, Any]]] = []
     async for name, entry in request.app[DATABASE].query("PACKAGE"):
         rule = rule_for(rules, name)
-        if rule is None or not is_allowed(identity, rule.access):
+        if rule is None or not may_read_package(identity, name, rule.access):
             continue
         if scope and not name.startswith(f"@{scope.lstrip('@')}/"):
             continue

@@ -45,6 +45,7 @@ HASH_BYTES = 32
 TOKEN_BYTES = 32
 TOKEN_PREFIX_CHARS = 6
 WRITE_RETRIES = 5
+EXPIRED_KEPT = 7 * 86400
 
 # Verified against when a user does not exist, so a miss costs the same
 # scrypt time as a wrong password and response times do not reveal names.
@@ -208,6 +209,16 @@ def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+def storage_expiry(expires: int | None) -> int | None:
+    """When the database may drop a token's items: a while after the token expires.
+
+    The items outlive the token by EXPIRED_KEPT so that a client still
+    presenting it hears "token expired", not "invalid token", and `npm token
+    list` shows it as expired before it goes.
+    """
+    return expires + EXPIRED_KEPT if expires is not None else None
+
+
 async def create_token(
     db: RegistryDatabase,
     user: str,
@@ -217,9 +228,12 @@ async def create_token(
     name: str | None = None,
     grants: Iterable[str] | None = None,
     expires: int | None = None,
+    rate_limit: int | None = None,
 ) -> tuple[str, dict[str, Any]]:
     """A new token for `user`: (the token, shown once; its public record).
 
+    `grants` None means the user's full rights; `expires` is epoch seconds;
+    `rate_limit` requests per minute (None: the config's default).
     The public record is written before the lookup item, so a token that
     works is always one the user can list and revoke.
     """
@@ -229,18 +243,19 @@ async def create_token(
     cidrs = list(cidr_whitelist) if cidr_whitelist else None
     grant_list = list(grants) if grants is not None else None
     now = now_iso()
+    limits: dict[str, Any] = {
+        "readonly": readonly, "cidr_whitelist": cidrs, "grants": grant_list, "expires": expires,
+        "rate_limit": rate_limit,
+    }
     record: dict[str, Any] = {
         "key": key, "user": user, "name": name, "token_prefix": token[:TOKEN_PREFIX_CHARS],
-        "readonly": readonly, "cidr_whitelist": cidrs, "created": now, "updated": now,
-        "last_used": None, "grants": grant_list, "expires": expires, "hash": digest,
+        "created": now, "updated": now, "last_used": None, "hash": digest, **limits,
     }
-    lookup = {
-        "user": user, "key": key, "readonly": readonly, "cidr_whitelist": cidrs,
-        "grants": grant_list, "expires": expires,
-    }
-    await db.put(token_pk(user), key, record, if_absent=True, expires=expires)
+    lookup = {"user": user, "key": key, **limits}
+    kept = storage_expiry(expires)
+    await db.put(token_pk(user), key, record, if_absent=True, expires=kept)
     try:
-        await db.put(TOKENHASH_PK, digest, lookup, if_absent=True, expires=expires)
+        await db.put(TOKENHASH_PK, digest, lookup, if_absent=True, expires=kept)
     except BaseException:
         try:
             await db.delete(token_pk(user), key)
@@ -285,15 +300,33 @@ async def revoke_token(db: RegistryDatabase, user: str, key: str) -> dict[str, A
 
 
 async def lookup_token(db: RegistryDatabase, token: str) -> dict[str, Any] | None:
-    """The lookup item of a presented token; None when unknown, revoked or expired."""
+    """The lookup item of a presented token; None when unknown or revoked.
+
+    An expired token's item is returned for a while (see storage_expiry): the
+    caller checks `expires` and says "token expired".
+    """
     try:
-        item = await db.get(TOKENHASH_PK, token_hash(token))
+        return await db.get(TOKENHASH_PK, token_hash(token))
     except NotFound:
         return None
-    expires = item.get("expires")
-    if expires is not None and expires <= time.time():
-        return None
-    return item
+
+
+async def touch_token(db: RegistryDatabase, user: str, key: str, when: str) -> None:
+    """Set a token record's `last_used` (a read-modify-write; a revoked token is left alone)."""
+    for _ in range(WRITE_RETRIES):
+        record = await get_token_record(db, user, key)
+        if record is None:
+            return
+        updated = {k: v for k, v in record.items() if k != "ver"}
+        updated["last_used"] = when
+        try:
+            await db.put(
+                token_pk(user), key, updated, if_ver=record["ver"],
+                expires=storage_expiry(record.get("expires")),
+            )
+            return
+        except Conflict:
+            continue  # changed (or revoked) meanwhile: look again
 
 
 # -- signing in ------------------------------------------------------------
