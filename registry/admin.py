@@ -32,10 +32,8 @@ from .users import (
     create_user,
     get_token_record,
     get_user,
-    hash_password,
     iso,
     list_tokens,
-    now_iso,
     revoke_token,
     update_user,
     user_pk,
@@ -97,34 +95,6 @@ async def admin_names(db: RegistryDatabase) -> list[str]:
     return [str(p["name"]) for p in await profiles(db, await user_names(db)) if p.get("admin")]
 
 
-async def create_admin_profile(
-    db: RegistryDatabase, name: str, password: str, email: str | None = None
-) -> dict[str, Any]:
-    """A new user that is an admin from its very first write; Conflict when the name is taken.
-
-    users.create_user writes `admin: false`; promoting afterwards would leave
-    a moment where the account exists but is not yet an admin, which the
-    bootstrap (several instances starting at once) must never see. Same items
-    as users.create_user, written in the same order.
-    """
-    now = now_iso()
-    profile = {
-        "name": name, "password": await hash_password(password), "email": email,
-        "created": now, "updated": now, "admin": True,
-    }
-    ver = await db.put(user_pk(name), PROFILE_SK, profile, if_absent=True)
-    try:
-        await db.put(USERS_PK, name, {"name": name, "created": now})
-    except BaseException:
-        try:
-            await db.delete(user_pk(name), PROFILE_SK, if_ver=ver)
-        except (NotFound, Conflict):
-            pass
-        raise
-    LOG.info("created admin user %s", name)
-    return {**profile, "ver": ver}
-
-
 async def add_user(
     db: RegistryDatabase, name: str, password: str, *, email: str | None = None, admin: bool = False
 ) -> dict[str, Any]:
@@ -133,10 +103,7 @@ async def add_user(
     check_new_password(password)
     check_email(email)
     try:
-        if admin:
-            profile = await create_admin_profile(db, name, password, email)
-        else:
-            profile = await create_user(db, name, password, email)
+        profile = await create_user(db, name, password, email, admin=admin)
     except Conflict:
         raise ConflictError(f"user {name} already exists") from None
     return user_view(profile)

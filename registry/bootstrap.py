@@ -35,7 +35,7 @@ from aiohttp import web
 
 from storage.base import ConfigError, Conflict, NotFound, RegistryDatabase
 
-from .admin import admin_names, create_admin_profile
+from .admin import admin_names
 from .keys import DATABASE
 from .users import (
     MAX_PASSWORD,
@@ -43,6 +43,7 @@ from .users import (
     TOKEN_PREFIX_CHARS,
     TOKENHASH_PK,
     USERS_PK,
+    create_user,
     get_user,
     now_iso,
     token_hash,
@@ -104,7 +105,7 @@ async def bootstrap_admin(db: RegistryDatabase, wanted: AdminBootstrap) -> bool:
         # A token-only bootstrap still needs a password hash: one nobody knows.
         password = wanted.password or secrets.token_urlsafe(32)
         try:
-            profile = await create_admin_profile(db, name, password)
+            profile = await create_user(db, name, password, admin=True)
             LOG.warning("created admin user %s from the environment", name)
         except Conflict:
             profile = await get_user(db, name)  # another instance, a moment ago

@@ -126,17 +126,19 @@ async def _dummy_hash() -> str:
 
 
 async def create_user(
-    db: RegistryDatabase, name: str, password: str, email: str | None = None
+    db: RegistryDatabase, name: str, password: str, email: str | None = None, *, admin: bool = False
 ) -> dict[str, Any]:
     """Create a user and its `USERS` index item; raises Conflict when the name is taken.
 
     When the index write fails the profile is deleted again, so a user is
-    never half-created.
+    never half-created. An admin is one from its very first write: the
+    bootstrap (several instances starting at once) must never see an account
+    that exists but is not an admin yet.
     """
     now = now_iso()
     user = {
         "name": name, "password": await hash_password(password), "email": email,
-        "created": now, "updated": now, "admin": False,
+        "created": now, "updated": now, "admin": admin,
     }
     ver = await db.put(user_pk(name), PROFILE_SK, user, if_absent=True)
     try:
@@ -147,7 +149,7 @@ async def create_user(
         except (NotFound, Conflict):
             pass
         raise
-    LOG.info("created user %s", name)
+    LOG.info("created %s %s", "admin" if admin else "user", name)
     return {**user, "ver": ver}
 
 

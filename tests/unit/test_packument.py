@@ -56,7 +56,7 @@ def publish_body(
         "dist": {
             "shasum": info.sha1,
             "integrity": info.integrity,
-            "tarball": f"http://elsewhere/{name}-{version}.tgz",
+            "tarball": f"http://elsewhere.example.test/{name}-{version}.tgz",
         },
         **manifest,
     }
@@ -588,10 +588,10 @@ def test_tarball_urls_are_rewritten_onto_the_base_url() -> None:
     doc["versions"]["1.0.0"]["dist"]["tarball"] = "https://upstream.example/@acme/ui/-/ui-1.0.0.tgz?x=1"
     doc["versions"]["1.1.0"] = {"name": "@acme/ui", "version": "1.1.0"}
     before = copy.deepcopy(doc)
-    new = rewrite_tarball_urls(doc, "https://npm.corp/prefix/")
+    new = rewrite_tarball_urls(doc, "https://npm.example.test/prefix/")
     assert doc == before
-    assert new["versions"]["1.0.0"]["dist"]["tarball"] == "https://npm.corp/prefix/@acme/ui/-/ui-1.0.0.tgz"
-    assert new["versions"]["1.1.0"]["dist"]["tarball"] == "https://npm.corp/prefix/@acme/ui/-/ui-1.1.0.tgz"
+    assert new["versions"]["1.0.0"]["dist"]["tarball"] == "https://npm.example.test/prefix/@acme/ui/-/ui-1.0.0.tgz"
+    assert new["versions"]["1.1.0"]["dist"]["tarball"] == "https://npm.example.test/prefix/@acme/ui/-/ui-1.1.0.tgz"
     assert new["versions"]["1.0.0"]["dist"]["shasum"] == doc["versions"]["1.0.0"]["dist"]["shasum"]
 
 
