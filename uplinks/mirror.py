@@ -21,6 +21,7 @@ from typing import Any
 
 import aiohttp
 import orjson
+from cachetools import LRUCache
 
 from registry.config import UplinkConfig
 from registry.errors import BadGateway, ServiceUnavailable
@@ -36,6 +37,7 @@ LOG = logging.getLogger(__name__)
 
 MARK = MIRROR_MARK
 LARGE_DOCUMENT = 256 * 1024
+FRESHNESS_ENTRIES = 100_000
 
 
 def uplink_factories() -> dict[str, Any]:
@@ -76,7 +78,8 @@ class Mirror:
         }
         self.stats = UplinkStats()
         self.session: aiohttp.ClientSession | None = None
-        self._fresh: dict[str, Freshness] = {}
+        # Bounded: one small entry per package name asked for recently.
+        self._fresh: LRUCache[str, Freshness] = LRUCache(FRESHNESS_ENTRIES)
         self._inflight: dict[str, asyncio.Task[Current | None]] = {}
         self._downloads: dict[tuple[str, str], Download] = {}
         self._download_tasks: set[asyncio.Task[int]] = set()
