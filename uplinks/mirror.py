@@ -21,12 +21,12 @@ from typing import Any
 
 import aiohttp
 import orjson
-from cachetools import LRUCache
+from cachetools import LRUCache, TTLCache
 
 from registry.config import UplinkConfig
 from registry.errors import BadGateway, ServiceUnavailable
 from registry.packages import MIRROR_MARK, Current, Packages, is_mirrored, is_tombstone
-from storage.base import Conflict, ConfigError, NotFound, StorageError
+from storage.base import Conflict, ConfigError, StorageError
 
 from .base import PackageNotFound, Uplink, UplinkError
 from .breaker import CircuitBreaker
@@ -83,6 +83,7 @@ class Mirror:
         self._inflight: dict[str, asyncio.Task[Current | None]] = {}
         self._downloads: dict[tuple[str, str], Download] = {}
         self._download_tasks: set[asyncio.Task[int]] = set()
+        self._stored_recently: TTLCache[tuple[str, str], bool] = TTLCache(10_000, 60)
         factories = uplink_factories()
         for name, config in self.configs.items():
             if config.type not in factories:
@@ -260,11 +261,8 @@ class Mirror:
             return download
         # A fetch may have finished (and left) while we looked the packument
         # up: then storage has the file and nothing needs fetching.
-        if await self._stored(name, filename):
+        if (name, filename) in self._stored_recently:
             raise AlreadyStored(filename)
-        download = self._downloads.get((name, filename))
-        if download is not None:
-            return download
         if not self.breakers[uplink_name].allow():
             raise ServiceUnavailable(f"uplink {uplink_name} is failing; try again later")
         download = Download(name, filename)
@@ -283,6 +281,11 @@ class Mirror:
                 return
             error = task.exception()
             if error is None:
+                if store is not None:
+                    # In the same callback that drops the download (no await
+                    # between), so a request that missed storage finds one
+                    # or the other.
+                    self._stored_recently[(name, filename)] = True
                 self.breakers[uplink_name].success()
                 self.stats.add(uplink_name, "tarball_misses")
                 self.stats.add(uplink_name, "upstream_bytes", task.result())
@@ -297,15 +300,6 @@ class Mirror:
 
         task.add_done_callback(finished)
         return download
-
-
-    async def _stored(self, name: str, filename: str) -> bool:
-        try:
-            reader = await self.packages.store.open_tarball(name, filename)
-        except NotFound:
-            return False
-        await reader.aclose()
-        return True
 
 
 class AlreadyStored(Exception):
