@@ -435,3 +435,19 @@ def start_dynamodb_local(java: str, emulator: Path, workdir: Path) -> AwsEndpoin
     client = endpoint.client("dynamodb")
     process.wait_until_ready(lambda: client.list_tables(), what="ListTables")  # type: ignore[attr-defined]
     return endpoint
+
+
+async def provision_aws(section: dict[str, Any]) -> None:
+    """What `tarhold init` does: the bucket and the table."""
+    from storage.backends import build_backends
+    from storage.provision import ensure_bucket, ensure_table
+
+    store, database = build_backends("aws-s3-storage", section=section)
+    await store.open()
+    await database.open()
+    try:
+        await ensure_bucket(store)  # type: ignore[arg-type]
+        await ensure_table(database)  # type: ignore[arg-type]
+    finally:
+        await database.close()
+        await store.close()

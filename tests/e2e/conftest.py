@@ -24,6 +24,7 @@ from typing import Any
 
 import pytest
 
+from tests.servers import provision_aws as servers_provision_aws
 from tests.servers import AwsEndpoint
 
 from tests.e2e.fixtures import (
@@ -53,22 +54,8 @@ def npm_cli() -> str:
 
 def provision_aws(section: dict[str, Any]) -> None:
     """What `tarhold init` does: the bucket and the table (in a thread: no loop here)."""
-    from storage.backends import build_backends
-    from storage.provision import ensure_bucket, ensure_table
-
-    async def provision() -> None:
-        store, database = build_backends("aws-s3-storage", section=section)
-        await store.open()
-        await database.open()
-        try:
-            await ensure_bucket(store)  # type: ignore[arg-type]
-            await ensure_table(database)  # type: ignore[arg-type]
-        finally:
-            await database.close()
-            await store.close()
-
     with ThreadPoolExecutor(1) as pool:
-        pool.submit(asyncio.run, provision()).result(timeout=120)
+        pool.submit(asyncio.run, servers_provision_aws(section)).result(timeout=120)
 
 
 def make_storage(backend: str, request: pytest.FixtureRequest, directory: Path) -> TarholdStorage:

@@ -9,9 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import pty
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -31,6 +28,7 @@ from tests.e2e.fixtures import (
     unique_name,
     write_package,
 )
+from tests.e2e.terminal import run_on_tty
 
 pytestmark = pytest.mark.npm
 
@@ -232,44 +230,4 @@ def test_publish_over_an_existing_version_is_refused(npm_as: NpmAs) -> None:
 
 async def run_on_terminal(npm: Npm, args: list[str], prompt: str, answer: str) -> tuple[int, str]:
     """Run npm on a pseudo-terminal and type `answer` once `prompt` shows; bounded."""
-    master, slave = pty.openpty()
-    proc = await asyncio.create_subprocess_exec(
-        *npm.argv(*args), cwd=npm.home, env=npm.env,
-        stdin=slave, stdout=slave, stderr=slave, start_new_session=True,
-    )
-    os.close(slave)
-    loop = asyncio.get_running_loop()
-    chunks: asyncio.Queue[bytes] = asyncio.Queue()
-
-    def readable() -> None:
-        try:
-            data = os.read(master, 4096)
-        except OSError:  # EIO: the child closed the terminal
-            data = b""
-        if not data:
-            loop.remove_reader(master)
-        chunks.put_nowait(data)
-
-    loop.add_reader(master, readable)
-    output, answered = "", False
-    started = time.monotonic()
-    try:
-        async with asyncio.timeout(CLIENT_TIMEOUT):
-            while data := await chunks.get():
-                output += data.decode(errors="replace")
-                if not answered and prompt in output:
-                    answered = True
-                    os.write(master, answer.encode() + b"\r")
-            code = await proc.wait()
-    except TimeoutError:
-        elapsed = time.monotonic() - started
-        raise AssertionError(
-            f"npm {' '.join(args)} on a terminal did not finish in {elapsed:.0f}s:\n{output}"
-        ) from None
-    finally:
-        loop.remove_reader(master)
-        os.close(master)
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
-    return code, output
+    return await run_on_tty(npm.argv(*args), [(prompt, answer)], env=npm.env, cwd=npm.home, timeout=CLIENT_TIMEOUT)

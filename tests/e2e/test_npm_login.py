@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import pty
 import re
 import shutil
 from collections.abc import AsyncIterator
@@ -25,6 +24,7 @@ from aiohttp import web
 from registry.app import SERVER_KWARGS, create_app
 from registry.config import parse_config
 from registry.routes_auth import install
+from tests.e2e.terminal import run_on_tty
 
 pytestmark = [
     pytest.mark.npm,
@@ -63,46 +63,9 @@ class Npm:
 
     async def run_tty(self, *args: str, answers: list[tuple[str, str]]) -> tuple[int, str]:
         """Run npm on a pseudo-terminal, typing each answer once its prompt shows."""
-        master, slave = pty.openpty()
-        proc = await asyncio.create_subprocess_exec(
-            "npm", *args, "--registry", self.registry, env=self.env,
-            stdin=slave, stdout=slave, stderr=slave, start_new_session=True,
+        return await run_on_tty(
+            ["npm", *args, "--registry", self.registry], answers, env=self.env, timeout=NPM_TIMEOUT
         )
-        os.close(slave)
-        loop = asyncio.get_running_loop()
-        chunks: asyncio.Queue[bytes] = asyncio.Queue()
-
-        def readable() -> None:
-            try:
-                data = os.read(master, 4096)
-            except OSError:  # EIO: the child closed the terminal
-                data = b""
-            if not data:
-                loop.remove_reader(master)
-            chunks.put_nowait(data)
-
-        loop.add_reader(master, readable)
-        output, seen = "", 0
-        try:
-            async with asyncio.timeout(NPM_TIMEOUT):
-                pending = list(answers)
-                while True:
-                    data = await chunks.get()
-                    if not data:
-                        break
-                    output += data.decode(errors="replace")
-                    while pending and pending[0][0] in output[seen:]:
-                        prompt, answer = pending.pop(0)
-                        seen = output.index(prompt, seen) + len(prompt)
-                        os.write(master, answer.encode() + b"\r")
-                code = await proc.wait()
-        finally:
-            loop.remove_reader(master)
-            os.close(master)
-            if proc.returncode is None:
-                proc.kill()
-                await proc.wait()
-        return code, output
 
     def npmrc(self) -> str:
         return self.userconfig.read_text() if self.userconfig.exists() else ""

@@ -45,7 +45,7 @@ from tests.e2e.fixtures import (
 )
 from tests.fake_upstream import FakeUpstream
 from tests.fake_upstream_docs import integrity_of, tarball_filename
-from tests.servers import HOST, ServerProcess, free_port
+from tests.servers import ServerProcess, free_port
 
 pytestmark = pytest.mark.npm
 

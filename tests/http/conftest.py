@@ -12,7 +12,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from registry.app import SERVER_KWARGS, create_app
 from registry.config import parse_config
 from tests.conftest import unique
-from tests.servers import AwsEndpoint
+from tests.servers import AwsEndpoint, provision_aws
 
 MakeClient = Callable[..., Awaitable[TestClient]]
 
@@ -36,25 +36,8 @@ async def storage_config(request: pytest.FixtureRequest, backend: str, tmp_path:
         **endpoint.s3_section(AWS_BUCKET, unique("p") + "/"),
         **endpoint.dynamodb_section(unique("tarhold-http")),
     }
-    await provision(section)
+    await provision_aws(section)
     return {"store": {"aws-s3-storage": section}}
-
-
-async def provision(section: dict[str, Any]) -> None:
-    """What `tarhold init` does: the bucket and the table."""
-    from storage.backends import build_backends
-    from storage.provision import ensure_bucket, ensure_table
-
-    store, database = build_backends("aws-s3-storage", section=section)
-    await store.open()
-    await database.open()
-    try:
-        await ensure_bucket(store)  # type: ignore[arg-type]
-        await ensure_table(database)  # type: ignore[arg-type]
-    finally:
-        await database.close()
-        await store.close()
-
 
 @pytest.fixture
 def make_client(aiohttp_client: Any, storage_config: dict[str, Any]) -> MakeClient:

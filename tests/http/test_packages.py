@@ -15,7 +15,7 @@ from aiohttp.test_utils import TestClient
 from registry.keys import PACKAGES
 
 from .conftest import MakeClient
-from .packages import make_tarball, packument, path_of, publish, publish_body, tarball_name
+from .packages import make_tarball, packument, publish, publish_body, tarball_name
 from .users import add_user, bearer, create_token
 
 ABBREVIATED = "application/vnd.npm.install-v1+json"
