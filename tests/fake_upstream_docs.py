@@ -29,7 +29,7 @@ BLOCK = 512
 GZIP_LEVEL = 6  # zlib's default, as npm pack uses
 NPM_PACK_MTIME = 499162500  # the fixed date npm pack writes into every entry
 CLOCK_START = datetime(2023, 1, 2, 3, 4, 5, tzinfo=UTC)
-MAINTAINER = {"name": "fake-maintainer", "email": "maintainer@example.test"}
+MAINTAINER = {"name": "fake-maintainer", "email": "maintainer@example.com"}
 NODE_VERSION = "20.11.0"
 NPM_VERSION = "10.2.4"
 
@@ -47,7 +47,7 @@ VULNERABLE_PACKAGE = "vulnerable-pkg"
 VULNERABLE_RANGE = "<2.0.0"
 ADVISORY: Doc = {
     "id": 1099001,
-    "url": "https://advisories.example.test/GHSA-fake-0001",
+    "url": "https://advisories.example.com/GHSA-fake-0001",
     "title": "Prototype pollution in vulnerable-pkg",
     "severity": "high",
     "vulnerable_versions": VULNERABLE_RANGE,
@@ -232,10 +232,10 @@ def render_packument(record: PackageRecord, base_url: str) -> Doc:
         "readme": record.readme,
         "readmeFilename": "README.md",
         "license": latest.get("license", "MIT"),
-        "homepage": f"https://example.test/{record.name}#readme",
+        "homepage": f"https://example.com/{record.name}#readme",
         "keywords": latest.get("keywords", []),
-        "repository": {"type": "git", "url": f"git+https://git.example.test/{record.name}.git"},
-        "bugs": {"url": f"https://git.example.test/{record.name}/issues"},
+        "repository": {"type": "git", "url": f"git+https://git.example.com/{record.name}.git"},
+        "bugs": {"url": f"https://git.example.com/{record.name}/issues"},
         "users": {},
     }
     return doc
@@ -312,10 +312,10 @@ def large_versions(name: str, count: int) -> dict[str, Doc]:
         versions[version] = {
             "description": f"{name}: a heavily released package, release number {index}",
             "keywords": ["fake", "large", "packument", "many", "versions"],
-            "author": {"name": "Fake Author", "email": "author@example.test", "url": "https://example.test"},
-            "repository": {"type": "git", "url": f"git+https://git.example.test/{name}.git"},
-            "bugs": {"url": f"https://git.example.test/{name}/issues"},
-            "homepage": f"https://example.test/{name}",
+            "author": {"name": "Fake Author", "email": "author@example.com", "url": "https://example.com"},
+            "repository": {"type": "git", "url": f"git+https://git.example.com/{name}.git"},
+            "bugs": {"url": f"https://git.example.com/{name}/issues"},
+            "homepage": f"https://example.com/{name}",
             "engines": {"node": ">=14"},
             "scripts": {"test": "node test.js", "build": "node build.js --production", "lint": "eslint ."},
             "dependencies": deps,

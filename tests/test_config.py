@@ -33,7 +33,7 @@ def test_every_option_is_parsed(tmp_path: Path) -> None:
             "storage": "/var/lib/tarhold",
             "max_body_size": "50mb",
             "url_prefix": "/npm/",
-            "public_url": "https://npm.example.test/npm",
+            "public_url": "https://npm.example.com/npm",
             "auth": {"htpasswd": {"file": "./htpasswd", "max_users": -1}},
             "log": {"type": "stdout", "format": "json", "level": "warn"},
             "uplinks": {
@@ -65,7 +65,7 @@ def test_every_option_is_parsed(tmp_path: Path) -> None:
     assert (config.host, config.port) == ("0.0.0.0", 8080)
     assert config.store.path == "/var/lib/tarhold"
     assert config.max_body_size == 50 * 1024 * 1024
-    assert config.public_url == "https://npm.example.test/npm"
+    assert config.public_url == "https://npm.example.com/npm"
     assert config.url_prefix == "/npm"
     assert config.auth.max_users == -1 and config.auth.htpasswd_file == "./htpasswd"
     assert config.log.format == "json" and config.log.level == logging.WARNING
@@ -129,18 +129,18 @@ def test_uplink_token_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> N
         ({"uplinks": {"u": {}}}, "uplinks.u.url", "non-empty string"),
         ({"uplinks": {"u": {"url": "ftp://x"}}}, "uplinks.u.url", "http(s) URL"),
         ({"uplinks": {"u": {"url": "NO_SUCH_TARHOLD_VAR"}}}, "uplinks.u.url", "is not set"),
-        ({"uplinks": {"u": {"url": "http://h", "timeout": "soon"}}}, "uplinks.u.timeout", "duration"),
-        ({"uplinks": {"u": {"url": "http://h", "max_fails": -1}}}, "uplinks.u.max_fails", ">= 0"),
-        ({"uplinks": {"u": {"url": "http://h", "maxage": "2 parsecs"}}}, "uplinks.u.maxage", "duration"),
-        ({"uplinks": {"u": {"url": "http://h", "cache": "maybe"}}}, "uplinks.u.cache", "true or false"),
-        ({"uplinks": {"u": {"url": "http://h", "retries": 3}}}, "uplinks.u.retries", "unknown"),
+        ({"uplinks": {"u": {"url": "http://upstream.test", "timeout": "soon"}}}, "uplinks.u.timeout", "duration"),
+        ({"uplinks": {"u": {"url": "http://upstream.test", "max_fails": -1}}}, "uplinks.u.max_fails", ">= 0"),
+        ({"uplinks": {"u": {"url": "http://upstream.test", "maxage": "2 parsecs"}}}, "uplinks.u.maxage", "duration"),
+        ({"uplinks": {"u": {"url": "http://upstream.test", "cache": "maybe"}}}, "uplinks.u.cache", "true or false"),
+        ({"uplinks": {"u": {"url": "http://upstream.test", "retries": 3}}}, "uplinks.u.retries", "unknown"),
         (
-            {"uplinks": {"u": {"url": "http://h", "auth": {"type": "digest", "token": "x"}}}},
+            {"uplinks": {"u": {"url": "http://upstream.test", "auth": {"type": "digest", "token": "x"}}}},
             "uplinks.u.auth.type",
             "bearer or basic",
         ),
         (
-            {"uplinks": {"u": {"url": "http://h", "auth": {"type": "bearer", "token_env": "NO_SUCH_TARHOLD_VAR"}}}},
+            {"uplinks": {"u": {"url": "http://upstream.test", "auth": {"type": "bearer", "token_env": "NO_SUCH_TARHOLD_VAR"}}}},
             "uplinks.u.auth.token_env",
             "is not set",
         ),
@@ -157,7 +157,7 @@ def test_uplink_token_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> N
         ({"auth": {"max_users": "many"}}, "auth.max_users", "whole number"),
         ({"log": {"level": "loud"}}, "log.level", "must be one of"),
         ({"log": {"format": "xml"}}, "log.format", "pretty or json"),
-        ({"public_url": "npm.example.test"}, "public_url", "http(s) URL"),
+        ({"public_url": "npm.example.com"}, "public_url", "http(s) URL"),
     ],
 )
 def test_each_invalid_config_names_its_key(raw: dict, key: str, problem: str) -> None:

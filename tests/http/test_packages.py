@@ -49,14 +49,14 @@ async def test_published_package_is_served_with_tarball_urls_on_this_registry(
 
 
 async def test_public_url_and_forwarded_headers_shape_tarball_urls(make_client: MakeClient) -> None:
-    client = await make_client(public_url="https://npm.example.test/reg")
+    client = await make_client(public_url="https://npm.example.com/reg")
     token = await add_user(client, "alice")
     await publish(client, token, "a", "1.0.0")
     doc = await packument(client, "a")
-    assert doc["versions"]["1.0.0"]["dist"]["tarball"] == "https://npm.example.test/reg/a/-/a-1.0.0.tgz"
+    assert doc["versions"]["1.0.0"]["dist"]["tarball"] == "https://npm.example.com/reg/a/-/a-1.0.0.tgz"
     other = await make_client()
-    doc = await packument(other, "a", **{"X-Forwarded-Proto": "https", "X-Forwarded-Host": "lb.example.test"})
-    assert doc["versions"]["1.0.0"]["dist"]["tarball"] == "https://lb.example.test/a/-/a-1.0.0.tgz"
+    doc = await packument(other, "a", **{"X-Forwarded-Proto": "https", "X-Forwarded-Host": "lb.example.com"})
+    assert doc["versions"]["1.0.0"]["dist"]["tarball"] == "https://lb.example.com/a/-/a-1.0.0.tgz"
 
 
 @pytest.mark.parametrize("spelling", ["/@acme%2fui", "/@acme%2Fui", "/@acme/ui"])

@@ -56,7 +56,7 @@ def publish_body(
         "dist": {
             "shasum": info.sha1,
             "integrity": info.integrity,
-            "tarball": f"http://elsewhere.example.test/{name}-{version}.tgz",
+            "tarball": f"http://elsewhere.example.com/{name}-{version}.tgz",
         },
         **manifest,
     }
@@ -97,7 +97,7 @@ def refused(status: int, fn: Any, *args: Any, **kwargs: Any) -> str:
 
 def as_served(doc: dict[str, Any]) -> dict[str, Any]:
     """What `npm` gets from GET ?write=true and sends back, tarball URLs rewritten."""
-    return copy.deepcopy(rewrite_tarball_urls(doc, "https://public.example"))
+    return copy.deepcopy(rewrite_tarball_urls(doc, "https://public.example.com"))
 
 
 # -- new_packument ----------------------------------------------------------
@@ -471,7 +471,7 @@ def test_restoring_an_unpublished_version_through_an_update_is_refused() -> None
 def test_changing_a_dist_through_an_update_is_refused() -> None:
     doc = three_versions()
     body = as_served(doc)
-    body["versions"]["1.0.0"]["dist"]["tarball"] = "https://evil.example/left-pad/-/evil-1.0.0.tgz"
+    body["versions"]["1.0.0"]["dist"]["tarball"] = "https://evil.example.com/left-pad/-/evil-1.0.0.tgz"
     refused(400, apply_update, doc, body, now=T2)
     body = as_served(doc)
     body["versions"]["1.0.0"]["dist"]["shasum"] = "0" * 40
@@ -481,7 +481,7 @@ def test_changing_a_dist_through_an_update_is_refused() -> None:
 def test_a_served_dist_with_another_host_is_not_a_change() -> None:
     doc = three_versions()
     body = as_served(doc)
-    assert body["versions"]["1.0.0"]["dist"]["tarball"].startswith("https://public.example/")
+    assert body["versions"]["1.0.0"]["dist"]["tarball"].startswith("https://public.example.com/")
     result = apply_update(doc, body, now=T2)
     assert not result.changed
     assert result.packument["versions"]["1.0.0"]["dist"]["tarball"].startswith(BASE)
@@ -585,13 +585,13 @@ def test_removing_a_missing_tag_is_not_found() -> None:
 
 def test_tarball_urls_are_rewritten_onto_the_base_url() -> None:
     doc = publish(None, "@acme/ui", "1.0.0")
-    doc["versions"]["1.0.0"]["dist"]["tarball"] = "https://upstream.example/@acme/ui/-/ui-1.0.0.tgz?x=1"
+    doc["versions"]["1.0.0"]["dist"]["tarball"] = "https://upstream.example.com/@acme/ui/-/ui-1.0.0.tgz?x=1"
     doc["versions"]["1.1.0"] = {"name": "@acme/ui", "version": "1.1.0"}
     before = copy.deepcopy(doc)
-    new = rewrite_tarball_urls(doc, "https://npm.example.test/prefix/")
+    new = rewrite_tarball_urls(doc, "https://npm.example.com/prefix/")
     assert doc == before
-    assert new["versions"]["1.0.0"]["dist"]["tarball"] == "https://npm.example.test/prefix/@acme/ui/-/ui-1.0.0.tgz"
-    assert new["versions"]["1.1.0"]["dist"]["tarball"] == "https://npm.example.test/prefix/@acme/ui/-/ui-1.1.0.tgz"
+    assert new["versions"]["1.0.0"]["dist"]["tarball"] == "https://npm.example.com/prefix/@acme/ui/-/ui-1.0.0.tgz"
+    assert new["versions"]["1.1.0"]["dist"]["tarball"] == "https://npm.example.com/prefix/@acme/ui/-/ui-1.1.0.tgz"
     assert new["versions"]["1.0.0"]["dist"]["shasum"] == doc["versions"]["1.0.0"]["dist"]["shasum"]
 
 
@@ -599,7 +599,7 @@ def test_the_abbreviated_document_keeps_install_fields_and_time_only() -> None:
     doc = publish(
         None, "left-pad", "1.0.0",
         dependencies={"a": "^1"}, scripts={"test": "x", "postinstall": "node build"},
-        bin={"pad": "bin.js"}, engines={"node": ">=18"}, os=["linux"], funding="https://fund.example",
+        bin={"pad": "bin.js"}, engines={"node": ">=18"}, os=["linux"], funding="https://fund.example.com",
         main="index.js", author={"name": "A"},
     )
     slim = abbreviate(doc)
