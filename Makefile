@@ -31,10 +31,12 @@ run: $(STAMP)
 
 # Test servers and clients: moto and SeaweedFS come with the test extras
 # (PyPI); DynamoDB Local is the jar inside the npm package
-# amplify-dynamodb-simulator; pnpm and yarn (classic) come from npm too.
+# amplify-dynamodb-simulator; pnpm and yarn (classic) come from npm too, and
+# so does Verdaccio 6 with a Node.js it runs on (the import test).
 test-servers: $(TEST_STAMP)
 	sh tests/tools/install-dynamodb-local.sh .cache/dynamodb-local
 	sh tests/tools/install-clients.sh .cache/clients
+	sh tests/tools/install-verdaccio.sh .cache/verdaccio
 
 test: install-test test-servers
 	$(BIN)/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)

@@ -35,7 +35,7 @@ VERDACCIO_KEYS_IGNORED = frozenset(
         "plugins", "middlewares", "i18n", "notify", "experiments", "security",
         "server", "self_path", "logs", "user_agent", "http_proxy", "https_proxy",
         "no_proxy", "https", "flags", "userRateLimit", "filters", "theme",
-        "url_prefix_web", "publish", "_debug", "config_path", "web",
+        "url_prefix_web", "publish", "_debug", "config_path",
     }
 )
 
@@ -91,6 +91,24 @@ class LogConfig:
 
 
 @dataclass(frozen=True)
+class CacheConfig:
+    """In-process caches; every instance (and worker) keeps its own."""
+
+    # How long a worker serves a packument from memory before it reads storage
+    # again: the longest a publish on one instance stays invisible on another.
+    packument_ttl: float = 2.0
+    # Small, hot tarballs kept in memory (bytes in all, and the largest kept).
+    tarball_memory: int = 64 * 1024 * 1024
+    tarball_max_size: int = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class WebConfig:
+    enable: bool = True
+    title: str = "tarhold"
+
+
+@dataclass(frozen=True)
 class Config:
     host: str = "localhost"
     port: int = DEFAULT_PORT
@@ -102,6 +120,8 @@ class Config:
     packages: tuple[PackageRule, ...] = ()
     auth: AuthConfig = field(default_factory=AuthConfig)
     log: LogConfig = field(default_factory=LogConfig)
+    cache: CacheConfig = field(default_factory=CacheConfig)
+    web: WebConfig = field(default_factory=WebConfig)
     config_dir: str = "."
 
 
@@ -133,7 +153,7 @@ def parse_config(raw: Mapping[str, Any], *, config_dir: Path | None = None) -> C
     base = config_dir or Path.cwd()
     known = {
         "listen", "storage", "store", "uplinks", "packages", "auth", "max_body_size",
-        "url_prefix", "public_url", "log",
+        "url_prefix", "public_url", "log", "cache", "web",
     }
     for key in raw:
         if key in VERDACCIO_KEYS_IGNORED:
@@ -156,6 +176,8 @@ def parse_config(raw: Mapping[str, Any], *, config_dir: Path | None = None) -> C
         packages=packages,
         auth=parse_auth(raw.get("auth")),
         log=parse_log(raw.get("log")),
+        cache=parse_cache(raw.get("cache")),
+        web=parse_web(raw.get("web")),
         config_dir=str(base),
     )
 
@@ -364,3 +386,46 @@ def parse_log(raw: Any) -> LogConfig:
     if level not in LOG_LEVELS:
         raise ConfigError("log.level", f"must be one of {', '.join(sorted(LOG_LEVELS))}")
     return LogConfig(format=fmt, level=LOG_LEVELS[level])
+
+
+def _section(key: str, raw: Any, known: set[str]) -> dict[str, Any]:
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise ConfigError(key, "must be a mapping of options")
+    for option in raw:
+        if option not in known:
+            raise ConfigError(f"{key}.{option}", "unknown option")
+    return raw
+
+
+def parse_cache(raw: Any) -> CacheConfig:
+    raw = _section("cache", raw, {"packument_ttl", "tarball_memory", "tarball_max_size"})
+    defaults = CacheConfig()
+    return CacheConfig(
+        packument_ttl=parse_duration("cache.packument_ttl", raw.get("packument_ttl", defaults.packument_ttl)),
+        tarball_memory=_size_or_zero("cache.tarball_memory", raw.get("tarball_memory", defaults.tarball_memory)),
+        tarball_max_size=_size_or_zero(
+            "cache.tarball_max_size", raw.get("tarball_max_size", defaults.tarball_max_size)
+        ),
+    )
+
+
+def _size_or_zero(key: str, value: Any) -> int:
+    """A size, where 0 (or "0") turns the cache off."""
+    if value in (0, "0"):
+        return 0
+    return parse_size(key, value)
+
+
+def parse_web(raw: Any) -> WebConfig:
+    # Verdaccio's web section has more keys (logo, primary_color, ...): accepted, unused.
+    if raw is None:
+        return WebConfig()
+    if not isinstance(raw, dict):
+        raise ConfigError("web", "must be a mapping with enable and title")
+    title = raw.get("title", WebConfig.title)
+    return WebConfig(
+        enable=_bool("web.enable", raw.get("enable", True)),
+        title=_str("web.title", title),
+    )
