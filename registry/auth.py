@@ -61,6 +61,8 @@ LENIENT = re.compile(
 # Paths whose last segment may be a token in clear (npm logout, `npm token revoke <token>`).
 SECRET_PATHS = re.compile(r"^(/-/user/token/|/-/npm/v1/tokens/token/)[^/]+$")
 TOKEN_KEY = re.compile(r"[0-9a-f]{32}")
+# The web UI's session cookie: it holds a read-only tarhold token (web.py).
+SESSION_COOKIE = "tarhold_session"
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -284,9 +286,37 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
         if not LENIENT.match(request.path):
             raise
         identity = None
+    if identity is None and "Authorization" not in request.headers and is_web_page_read(request):
+        identity = await session_identity(request)
     request["identity"] = identity
     request["user"] = identity.user if identity else None
     return await handler(request)
+
+
+def is_web_page_read(request: web.Request) -> bool:
+    """A GET or HEAD of the web UI (`/`, `/-/web/...`): the only requests the session cookie counts for.
+
+    A browser sends cookies on cross-site requests too, so a cookie honoured
+    by the npm API (or by any write) would let other sites act as the user.
+    """
+    if request.method not in ("GET", "HEAD"):
+        return False
+    path = request.path
+    prefix = request.app[CONFIG].url_prefix
+    if prefix and (path == prefix or path.startswith(prefix + "/")):
+        path = path[len(prefix):] or "/"
+    return path == "/" or path.startswith("/-/web/")
+
+
+async def session_identity(request: web.Request) -> Identity | None:
+    """The Identity of the web session cookie (a read-only tarhold token, see web.py); None when stale."""
+    token = request.cookies.get(SESSION_COOKIE, "")
+    if not token:
+        return None
+    try:
+        return await _bearer(request, token)
+    except RegistryError:
+        return None  # expired or revoked: the page shows the visitor as signed out
 
 
 def identity_of(request: web.Request) -> Identity | None:

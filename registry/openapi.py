@@ -28,6 +28,7 @@ TAGS = [
     ("login", "npm's web login flow (npm login since npm 9)"),
     ("registry", "ping, health, this document"),
     ("admin", "tarhold's admin API: admin users only"),
+    ("web", "the web UI's HTML pages (with `web.enable`, the default)"),
 ]
 ERRORS = {"BadRequest": "400", "Unauthorized": "401", "Forbidden": "403", "NotFound": "404",
           "Conflict": "409", "TooManyRequests": "429"}
@@ -282,6 +283,32 @@ def tarhold_paths() -> dict[str, Schema]:
     }
 
 
+def web_paths() -> dict[str, Schema]:
+    """The web UI (registry/web.py): HTML for browsers; a session cookie counts only on its GETs."""
+    page = {"description": "an HTML page", "content": {"text/html": {"schema": STR}}}
+    missing = {"description": "not found, or private and not readable by the visitor (HTML)",
+               "content": {"text/html": {"schema": STR}}}
+    form = {"required": True, "content": {"application/x-www-form-urlencoded": {"schema": {
+        "type": "object", "properties": {"username": STR, "password": STR, "next": STR}}}}}
+    redirect = {"description": "done: a redirect (Location), with the session cookie set or cleared"}
+    name = {"name": "package", "in": "path", "required": True, "schema": STR,
+            "description": "the package name; scoped as `@scope/name`"}
+    return {
+        "/": {"get": op("webHome", "web", "The front page: search box and recent packages", {"200": page})},
+        "/-/web/search": {"get": op("webSearch", "web", "Search results as a page", {"200": page},
+                                    extra_params=[query("q", "words to find")])},
+        "/-/web/detail/{package}": {"get": op("webPackage", "web", "A package's page", {"200": page, "404": missing},
+                                              extra_params=[name, query("version", "the version to show")])},
+        "/-/web/login": {
+            "get": op("webLoginForm", "web", "The sign-in form", {"200": page}),
+            "post": op("webLogin", "web", "Sign in: a read-only session token in an HttpOnly cookie", {
+                "303": redirect, "401": page, "403": page, "429": page}, body=form),
+        },
+        "/-/web/logout": {"post": op("webLogout", "web", "Sign out: revoke the session token", {
+            "303": redirect, "403": page})},
+    }
+
+
 def build_document() -> dict[str, Any]:
     """The whole OpenAPI 3.1 document (without servers: those depend on the request)."""
     return {
@@ -300,6 +327,6 @@ def build_document() -> dict[str, Any]:
         },
         "tags": [{"name": name, "description": text} for name, text in TAGS],
         "security": [{}, {"bearer": []}, {"basic": []}],
-        "paths": {**npm_paths(), **tarhold_paths(), **package_paths()},
+        "paths": {**npm_paths(), **tarhold_paths(), **web_paths(), **package_paths()},
         "components": components(),
     }
