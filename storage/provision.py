@@ -20,11 +20,20 @@ from .s3 import S3PackageStore
 LOG = logging.getLogger(__name__)
 
 TABLE_ACTIVE_TIMEOUT = 60.0
+# The table and bucket `init` creates; deploy/terraform declares the same
+# (tests/test_deploy.py compares the two).
 TTL_ATTRIBUTE = "expires"
 KEY_SCHEMA = [
     {"AttributeName": "pk", "KeyType": "HASH"},
     {"AttributeName": "sk", "KeyType": "RANGE"},
 ]
+ATTRIBUTE_DEFINITIONS = [
+    {"AttributeName": "pk", "AttributeType": "S"},
+    {"AttributeName": "sk", "AttributeType": "S"},
+]
+BILLING_MODE = "PAY_PER_REQUEST"
+LIFECYCLE_RULE_ID = "tarhold-abort-incomplete-uploads"
+ABORT_INCOMPLETE_UPLOAD_DAYS = 1
 
 
 async def ensure_bucket(store: S3PackageStore) -> bool:
@@ -67,10 +76,10 @@ async def _expire_abandoned_uploads(store: S3PackageStore) -> None:
     """
     prefix = f"{store.key_prefix}/" if store.key_prefix else ""
     rule = {
-        "ID": "tarhold-abort-incomplete-uploads",
+        "ID": LIFECYCLE_RULE_ID,
         "Status": "Enabled",
         "Filter": {"Prefix": prefix},
-        "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 1},
+        "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": ABORT_INCOMPLETE_UPLOAD_DAYS},
     }
     try:
         await store.client.put_bucket_lifecycle_configuration(
@@ -97,11 +106,8 @@ async def ensure_table(db: DynamoRegistryDatabase) -> bool:
                 await client.create_table(
                     TableName=table,
                     KeySchema=KEY_SCHEMA,
-                    AttributeDefinitions=[
-                        {"AttributeName": "pk", "AttributeType": "S"},
-                        {"AttributeName": "sk", "AttributeType": "S"},
-                    ],
-                    BillingMode="PAY_PER_REQUEST",
+                    AttributeDefinitions=ATTRIBUTE_DEFINITIONS,
+                    BillingMode=BILLING_MODE,
                 )
                 created = True
                 LOG.info("created dynamodb table %s", table)
@@ -111,7 +117,7 @@ async def ensure_table(db: DynamoRegistryDatabase) -> bool:
                     raise
     else:
         schema = sorted((k["AttributeName"], k["KeyType"]) for k in description["KeySchema"])
-        if schema != [("pk", "HASH"), ("sk", "RANGE")]:
+        if schema != sorted((k["AttributeName"], k["KeyType"]) for k in KEY_SCHEMA):
             raise StorageError(f"dynamodb table {table} exists with another key schema: {schema}")
     await _wait_active(db)
     await _enable_ttl(db)
