@@ -30,6 +30,7 @@ from typing import Any
 from storage.base import Conflict, NotFound, RegistryDatabase
 
 from .errors import BadRequest, Forbidden, Unauthorized
+from .htpasswd import check_foreign, is_foreign
 
 LOG = logging.getLogger(__name__)
 
@@ -91,6 +92,8 @@ def hash_password_sync(password: str) -> str:
 
 def check_password_sync(password: str, stored: str) -> bool:
     """Whether `password` matches a stored `scrypt$...` hash; False for a malformed one."""
+    if is_foreign(stored):  # imported from Verdaccio's htpasswd; rehashed at login
+        return check_foreign(password, stored)
     try:
         scheme, n, r, p, salt_b64, hash_b64 = stored.split("$")
         if scheme != "scrypt":
@@ -166,6 +169,12 @@ async def verify_password(db: RegistryDatabase, name: str, password: str) -> dic
     user = await get_user(db, name)
     stored = str(user["password"]) if user else await _dummy_hash()
     ok = await check_password(password, stored)
+    if ok and user is not None and is_foreign(stored):
+        try:
+            user = await update_user(db, name, {}, password=password)
+            LOG.info("rehashed the imported password of %s to scrypt", name)
+        except Exception:  # the login stands; the rehash is retried at the next one
+            LOG.exception("could not rehash the imported password of %s", name)
     return user if ok and user is not None else None
 
 
