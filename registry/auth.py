@@ -52,7 +52,7 @@ TOKEN_EXPIRED = "token expired; create a new one with `npm token create`, or log
 BAD_CREDENTIALS = "bad username or password"
 
 # Never authenticated: load balancers and `npm ping` hit these constantly.
-UNAUTHENTICATED_PATHS = frozenset({"/-/ping", "/health"})
+UNAUTHENTICATED_PATHS = frozenset({"/-/ping", "/health", "/-/metrics"})
 # Where stale credentials must not get in the way: logging in again (npm
 # sends the old token along), logging out, and the web login flow.
 LENIENT = re.compile(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextvars
 import logging
+import re
 import sys
 import time
 
@@ -14,9 +15,20 @@ from .config import LogConfig
 REQUEST_ID: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 
 
+# `scheme://user:password@host`: an uplink URL may carry credentials, and an
+# error message may quote the URL.
+URL_CREDENTIALS = re.compile(r"(\w+://)[^/@\s]+@")
+
+
 class RequestIdFilter(logging.Filter):
+    """Stamp the request id on every record; mask credentials in URLs of warnings and errors."""
+
     def filter(self, record: logging.LogRecord) -> bool:
         record.request_id = REQUEST_ID.get()
+        if record.levelno >= logging.WARNING:
+            message = record.getMessage()
+            if "@" in message and "://" in message:
+                record.msg, record.args = URL_CREDENTIALS.sub(r"\1***@", message), None
         return True
 
 
