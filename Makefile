@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
 
-.PHONY: run test install install-test test-servers clean
+.PHONY: run test test-browser install install-test test-servers clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -39,7 +39,28 @@ test-servers: $(TEST_STAMP)
 	sh tests/tools/install-verdaccio.sh .cache/verdaccio
 
 test: install-test test-servers
-	$(BIN)/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -p no:cacheprovider --ignore=tests/browser $(PYTEST_ARGS)
+
+# The web UI in a real browser: Debian's chromium (apt-get when missing),
+# driven by Playwright. TARHOLD_BROWSER_TESTS=1: a missing browser fails.
+test-browser: install-test
+	sh tests/browser/install-chromium.sh
+	TARHOLD_BROWSER_TESTS=1 $(BIN)/python -m pytest -q -p no:cacheprovider tests/browser $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) .cache
+
+# The side-by-side benchmark (bench/README.md): tarhold vs Verdaccio 6 on a
+# fake upstream. wrk (and nginx, the file-serving reference) from apt-get
+# when missing; without them it falls back to its own load generator and to
+# aiohttp FileResponse. BENCH_QUICK=1 for a short run.
+.PHONY: bench
+bench: $(TEST_STAMP)
+	command -v wrk >/dev/null 2>&1 || apt-get install -y wrk || { apt-get update && apt-get install -y wrk; } \
+		|| echo "bench: no wrk; using bench/load.py"
+	command -v nginx >/dev/null 2>&1 || test -x /usr/sbin/nginx || apt-get install -y nginx-light \
+		|| echo "bench: no nginx; the file reference is aiohttp FileResponse"
+	test -x $(BIN)/py-spy || $(BIN)/pip install --quiet py-spy || echo "bench: no py-spy; no profile"
+	sh tests/tools/install-verdaccio.sh .cache/verdaccio || echo "bench: no Verdaccio; tarhold alone"
+	sh tests/tools/install-dynamodb-local.sh .cache/dynamodb-local || echo "bench: no DynamoDB Local; no S3 rows"
+	$(BIN)/python -m bench.run

