@@ -357,7 +357,6 @@ class Bench:
         """tarhold on S3 (SeaweedFS) + DynamoDB (DynamoDB Local), when both are installed."""
         import asyncio
 
-        import tests.servers
         from tests.servers import find_dynamodb_local, find_weed, provision_aws, start_dynamodb_local, start_seaweedfs
 
         weed, emulator, java = find_weed(), find_dynamodb_local(), shutil.which("java")
@@ -366,10 +365,6 @@ class Bench:
                               " (sh tests/tools/install-dynamodb-local.sh .cache/dynamodb-local)")
             return
         log("starting SeaweedFS and DynamoDB Local")
-        # tarhold signs S3 and DynamoDB requests with one key pair, and
-        # DynamoDB Local refuses key ids that are not alphanumeric: give the
-        # bench's SeaweedFS such a pair (start_seaweedfs reads these globals).
-        tests.servers.SEAWEEDFS_ACCESS_KEY, tests.servers.SEAWEEDFS_SECRET_KEY = "tarholdbench", "tarholdbenchsecret"
         seaweed = start_seaweedfs(weed, self.workdir / "seaweedfs")
         self.started.append(Server("seaweedfs", seaweed.process, 0))
         dynamo = start_dynamodb_local(java, emulator, self.workdir / "dynamodb")

@@ -282,8 +282,10 @@ def start_moto(log_dir: Path) -> AwsEndpoint:
 
 # -- SeaweedFS ----------------------------------------------------------------
 
-SEAWEEDFS_ACCESS_KEY = "tarhold-test-key"
-SEAWEEDFS_SECRET_KEY = "tarhold-test-secret"  # a fake key for a throwaway local server
+# A fake key pair for a throwaway local server; letters and digits only, since
+# DynamoDB Local refuses other key ids and tarhold signs both with one pair.
+SEAWEEDFS_ACCESS_KEY = "tarholdtestkey"
+SEAWEEDFS_SECRET_KEY = "tarholdtestsecret"
 SEAWEEDFS_PROBE_BUCKET = "tarhold-probe"
 
 
