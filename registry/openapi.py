@@ -186,8 +186,12 @@ def npm_paths() -> dict[str, Schema]:
     return {
         "/-/ping": {"get": op("ping", "registry", "Is the registry up (never authenticated)", {
             "200": json_response("up", {"type": "object"})}, security=PUBLIC)},
-        "/health": {"get": op("health", "registry", "Storage and database health (for load balancers)", {
-            "200": json_response("healthy", "Health"), "503": json_response("a backend fails", "Health")}, security=PUBLIC)},
+        "/health": {"get": op("health", "registry", "Storage, database and uplink health (for load balancers)", {
+            "200": json_response("healthy, or degraded by an uplink's open circuit", "Health"),
+            "503": json_response("a backend fails", "Health")}, security=PUBLIC)},
+        "/-/metrics": {"get": op("metrics", "registry", "Prometheus metrics in text format (never authenticated)", {
+            "200": {"description": "Prometheus text exposition format",
+                    "content": {"text/plain": {"schema": STR}}}}, security=PUBLIC)},
         "/-/whoami": {"get": op("whoami", "users", "Who the credentials belong to", {
             "200": json_response("the user", "Whoami")}, errors=("Unauthorized",))},
         user: {

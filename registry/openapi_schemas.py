@@ -132,7 +132,11 @@ SCHEMAS: dict[str, Schema] = {
     "TokenCreated": {"allOf": [ref("Token"), obj({"token": {"type": "string", "description": "the token, shown this once"}}, open_=True)]},
     "LoginStart": obj({"loginUrl": {"type": "string", "format": "uri"}, "doneUrl": {"type": "string", "format": "uri"}}, required=("loginUrl", "doneUrl")),
     "LoginDone": obj({"token": STR}, required=("token",)),
-    "Health": obj({"status": {"enum": ["ok", "error"]}, "checks": {"type": "object", "additionalProperties": obj({"status": STR, "error": STR})}}),
+    "Health": obj({
+        "status": {"enum": ["ok", "degraded", "error"]},
+        "checks": {"type": "object", "additionalProperties": obj({"status": STR, "error": STR})},
+        "uplinks": {"type": "object", "additionalProperties": {"type": "object"}},
+    }),
     "AuditRequest": {"type": "object", "description": "passed unchanged to the uplink for public packages"},
     "AdminUser": obj({"name": STR, "email": NULLABLE_STR, "admin": BOOL, "created": DATE, "updated": DATE}, required=("name", "admin")),
     "AdminUserList": obj({"users": {"type": "array", "items": ref("AdminUser")}, "total": INT}, required=("users", "total")),
