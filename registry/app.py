@@ -16,13 +16,17 @@ from storage.backends import build_backends
 from storage.base import NotFound, StorageError
 
 from .config import Config
+from .auth import log_path
 from .errors import RegistryError
-from . import api_docs, bootstrap, routes_admin, routes_auth, routes_packages, routes_uplink, search
+from . import access, api_docs, bootstrap, routes_admin, routes_auth, routes_packages, routes_uplink, search
 from .keys import CONFIG, DATABASE, MIRROR, PACKAGES, SECRET, STORE
+from . import metrics
+from .metrics_storage import instrument_storage
 from .packages import Packages
 from .logs import REQUEST_ID
 from .rules import storage_folder
 from .state import ensure_secret
+from . import web as web_ui
 
 LOG = logging.getLogger(__name__)
 ACCESS_LOG = logging.getLogger("tarhold.access")
@@ -67,7 +71,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         except (asyncio.CancelledError, ConnectionResetError):
             raise
         except Exception:
-            LOG.exception("unhandled error in %s %s", request.method, request.path)
+            path = request.get("log_path") or log_path(request.path)  # never a token
+            LOG.exception("unhandled error in %s %s", request.method, path)
             response = json_error(500, f"internal error (request id {request_id})")
         if not response.prepared:
             response.headers[REQUEST_ID_HEADER] = request_id
@@ -85,7 +90,7 @@ class AccessLogger(AbstractAccessLogger):
         try:
             user = request.get("user") or "-"
             # The auth middleware's masked path: npm logout puts a token in the URL.
-            path = request.get("log_path") or request.rel_url.path
+            path = request.get("log_path") or log_path(request.rel_url.path)
             duration_ms = round(duration * 1000, 1)
             # body_length counts the header bytes too; prefer the body's own size.
             size = response.content_length
@@ -123,14 +128,23 @@ async def health(request: web.Request) -> web.Response:
         except (StorageError, asyncio.TimeoutError) as exc:
             healthy = False
             results[name] = {"status": "error", "error": str(exc) or "timed out"}
+    # Uplinks come from their circuit breakers, never from a call upstream: an
+    # uplink that is down leaves the instance serving what it holds, so it is
+    # "degraded" (still 200); only a failing store or database makes a 503.
+    uplinks = metrics.uplink_health(app[MIRROR])
+    status = "error" if not healthy else "degraded" if any(
+        u["status"] != "ok" for u in uplinks.values()) else "ok"
     return web.json_response(
-        {"status": "ok" if healthy else "error", "checks": results}, status=200 if healthy else 503
+        {"status": status, "checks": results, "uplinks": uplinks}, status=200 if healthy else 503
     )
 
 
 def create_app(config: Config) -> web.Application:
     """The whole registry for one config; storage opens on startup, closes on cleanup."""
-    app = web.Application(middlewares=[error_middleware], client_max_size=config.max_body_size)
+    app = web.Application(
+        middlewares=[metrics.metrics_middleware(config.url_prefix), error_middleware],
+        client_max_size=config.max_body_size,
+    )
     app[CONFIG] = config
     store, database = build_backends(
         config.store.backend,
@@ -138,22 +152,27 @@ def create_app(config: Config) -> web.Application:
         section=config.store.section,
         folder=storage_folder(config.packages),
     )
+    store, database = instrument_storage(store, database)  # tarhold_storage_* metrics
     app[STORE] = store
     app[DATABASE] = database
-    app[PACKAGES] = Packages(store, database)
+    app[PACKAGES] = Packages(store, database, config.cache)
+    access.setup(app, database)  # last-access stamps for `tarhold gc`
     from uplinks.mirror import Mirror
 
     app[MIRROR] = Mirror(app[PACKAGES], config.uplinks)
+    metrics.observe_mirror(app[MIRROR])
     app.cleanup_ctx.append(storage_ctx)
     app.cleanup_ctx.append(mirror_ctx)
     app.router.add_get("/-/ping", ping)
     app.router.add_get("/health", health)
+    metrics.setup(app)  # GET /-/metrics, anonymous like /-/ping
     routes_auth.install(app)
     routes_admin.setup(app)
     api_docs.setup(app)
     bootstrap.setup(app)  # reads TARHOLD_ADMIN_*; creates the first admin once storage is open
     search.setup(app)
     routes_uplink.setup(app)
+    web_ui.setup(app)  # `/` and /-/web/...: before the catch-all
     routes_packages.setup(app)  # last: its catch-all route takes whatever is left
     return app
 

@@ -9,14 +9,15 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from aiohttp import web
 
 from storage.backends import build_backends
 from storage.base import ConfigError, StorageError
 
-from .app import SERVER_KWARGS, create_app
 from .cli_admin import add_parsers as add_admin_parsers
+from .cli_ops import add_parsers as add_ops_parsers
 from .config import Config, load_config
 from .logs import configure_logging
 from .rules import storage_folder
@@ -47,24 +48,56 @@ def public_base(config: Config) -> str:
 def cmd_serve(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     configure_logging(config.log)
-    app = create_app(config)
+    workers = args.workers
+    if workers < 1:
+        raise ConfigError("--workers", "must be at least 1")
     url = public_base(config)
 
     def announce(_: str) -> None:
-        print(f"tarhold is serving at {url}", flush=True)
+        print(f"tarhold is serving at {url}" + (f" ({workers} workers)" if workers > 1 else ""), flush=True)
         print(f"point npm at it:  npm config set registry {url}", flush=True)
         print(f"   or per command: npm install --registry {url}", flush=True)
 
-    web.run_app(
-        app,
-        host=config.host,
-        port=config.port,
-        print=announce,
-        handle_signals=True,
-        **SERVER_KWARGS,  # type: ignore[arg-type]
-        shutdown_timeout=10,
-    )
-    return 0
+    def serve(index: int) -> int:
+        # Imported here, not at the top: registry.app imports prometheus_client,
+        # which must see PROMETHEUS_MULTIPROC_DIR (set by run_workers) first.
+        from .app import SERVER_KWARGS, create_app
+
+        # No log format prints the caller, thread or process: skip collecting
+        # them for every record (the logging docs' "Optimization" switches);
+        # the access log writes one record per request.
+        logging._srcfile = None  # type: ignore[attr-defined]
+        logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
+        app = create_app(config)
+        if workers > 1:
+            app.on_response_prepare.append(_worker_header(index))
+        web.run_app(
+            app,
+            host=config.host,
+            port=config.port,
+            print=announce if index == 0 else None,
+            handle_signals=True,
+            reuse_port=workers > 1,
+            **SERVER_KWARGS,  # type: ignore[arg-type]
+            shutdown_timeout=10,
+        )
+        return 0
+
+    if workers == 1:
+        return serve(0)
+    from .workers import run_workers
+
+    return run_workers(workers, serve)
+
+
+def _worker_header(index: int) -> Any:
+    """Name the worker that answered `/-/ping`, so a check can see every worker serves."""
+
+    async def tag(request: web.Request, response: web.StreamResponse) -> None:
+        if request.path == "/-/ping":
+            response.headers["X-Tarhold-Worker"] = str(index)
+
+    return tag
 
 
 async def _init(config: Config) -> int:
@@ -141,6 +174,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("-c", "--config", help=f"config.yaml (default: ${CONFIG_ENV}, else built-in defaults)")
     serve.add_argument("--listen", help="host:port, overrides the config's listen")
     serve.add_argument("--storage", help="storage directory, overrides the config's storage")
+    serve.add_argument(
+        "--workers", type=int, default=1, metavar="N",
+        help="worker processes sharing the port with SO_REUSEPORT (default 1; about one per core)",
+    )
     serve.set_defaults(func=cmd_serve)
 
     init = sub.add_parser("init", help="create the S3 bucket and DynamoDB table the config names")
@@ -157,6 +194,7 @@ def build_parser() -> argparse.ArgumentParser:
     warm.set_defaults(func=cmd_warm)
 
     add_admin_parsers(sub)  # user add|list|remove|passwd, token create|list|revoke
+    add_ops_parsers(sub)  # import verdaccio, gc
     return parser
 
 

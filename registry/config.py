@@ -97,7 +97,10 @@ class CacheConfig:
     # How long a worker serves a packument from memory before it reads storage
     # again: the longest a publish on one instance stays invisible on another.
     packument_ttl: float = 2.0
-    # Small, hot tarballs kept in memory (bytes in all, and the largest kept).
+    # Small, hot tarballs kept in memory (bytes in all, and the largest kept;
+    # 0 turns it off). One held longer than packument_ttl is checked against
+    # storage (a stat, or an S3 HEAD) before it is served again, so an
+    # unpublish on another worker or instance is seen within the TTL too.
     tarball_memory: int = 64 * 1024 * 1024
     tarball_max_size: int = 1024 * 1024
 

@@ -19,20 +19,33 @@ from datetime import datetime, timezone
 from typing import Any
 
 import orjson
-from cachetools import LRUCache
+from cachetools import LRUCache, TTLCache
 
 from storage.base import Conflict, NotFound, PackageStore, RegistryDatabase
 
+from .caches import TarballCache, put_bounded, weight_of
+from .config import CacheConfig
 from .errors import ConflictError, ServiceUnavailable, error_for_status
+from .names import tarball_filename
 from .packument import PublishError
 from .views import abbreviate, rewrite_tarball_urls
 
 LOG = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 12
-RENDER_CACHE_BYTES = 64 * 1024 * 1024
-PARSED_CACHE_ENTRIES = 256
+# Both caches are weighted by bytes: the rendered variants by their own size,
+# parsed documents by an estimate of their Python objects.
+RENDER_CACHE_BYTES = 48 * 1024 * 1024
+# Parsed JSON takes about this many times its size in Python objects: the
+# budget holds ~24 MB of stored JSON (the largest real packuments fit).
+DOCUMENT_CACHE_BYTES = 96 * 1024 * 1024
+PARSED_OVERHEAD = 4
+SERVED_ENTRIES = 100_000
 GZIP_MIN_BYTES = 1024
+# Documents at least this large are parsed, rendered and gzipped in a thread.
+LARGE_DOCUMENT = 256 * 1024
+RECENT_BASES = 4
+LOCATION_ENTRIES = 10_000
 
 FULL = "application/json"
 MIRROR_MARK = "_tarhold"  # uplinks.mirror marks mirrored documents with it
@@ -74,6 +87,15 @@ class Rendered:
 class Current:
     doc: dict[str, Any]
     token: str
+    size: int = 0  # bytes of the stored JSON, when known
+
+
+@dataclass(frozen=True)
+class Known:
+    """What this process last read (or wrote) for a name, and when."""
+
+    current: Current
+    checked: float  # monotonic time storage last gave (or took) this document
 
 
 def as_registry_error(exc: PublishError) -> Exception:
@@ -81,65 +103,150 @@ def as_registry_error(exc: PublishError) -> Exception:
 
 
 class Packages:
-    """Local packuments on a PackageStore, with the package list in the database."""
+    """Local packuments on a PackageStore, with the package list in the database.
 
-    def __init__(self, store: PackageStore, db: RegistryDatabase) -> None:
+    Reads go through a read-through cache: for `cache.packument_ttl` after
+    storage last gave a document, `read` answers from memory, and `render`
+    answers with bytes built once per (document, base URL, variant). A change
+    made by this process replaces the entry at once; a change made by another
+    worker or instance is seen once the entry is older than the TTL.
+    """
+
+    def __init__(
+        self, store: PackageStore, db: RegistryDatabase, cache: CacheConfig | None = None
+    ) -> None:
+        cache = cache or CacheConfig()
         self.store = store
         self.db = db
+        self.ttl = cache.packument_ttl
         self.conflicts = 0  # lost conditional writes that were retried
-        # Parsed documents by (name, token): a token names exact bytes, so an
-        # entry is never stale, only unused.
-        self._parsed: LRUCache[tuple[str, str], dict[str, Any]] = LRUCache(PARSED_CACHE_ENTRIES)
-        self._rendered: LRUCache[tuple[str, str, str, str], Rendered] = LRUCache(
-            RENDER_CACHE_BYTES, getsizeof=lambda r: len(r.body) + len(r.gzipped or b"")
+        self.tarballs = TarballCache(cache.tarball_memory, cache.tarball_max_size, cache.packument_ttl)
+        self._known: LRUCache[str, Known] = LRUCache(
+            DOCUMENT_CACHE_BYTES, getsizeof=lambda k: max(k.current.size * PARSED_OVERHEAD, 1)
         )
+        # name -> (token, until, uplink): what the last GET of `name` resolved to. Until
+        # then a GET serves those rendered bytes without resolving again.
+        self._served: LRUCache[str, tuple[str, float, str | None]] = LRUCache(SERVED_ENTRIES)
+        # Keyed by the token too: a token names exact bytes, so an entry is
+        # never stale, only unused.
+        self._rendered: LRUCache[tuple[str, str, str, str], Rendered] = LRUCache(
+            RENDER_CACHE_BYTES, getsizeof=lambda r: weight_of(r.body, r.gzipped) or 1
+        )
+        self._reading: dict[str, asyncio.Future[Current | None]] = {}
+        self._rendering: dict[tuple[str, str, str, str], asyncio.Future[Rendered]] = {}
+        # Redirect targets of stored tarballs (tarball_redirect), checked once a TTL.
+        self.locations: TTLCache[tuple[str, str], str] = TTLCache(LOCATION_ENTRIES, max(self.ttl, 0.001))
+        # The base URLs clients used lately: a change pre-renders for them.
+        self._bases: dict[str, None] = {}
 
     # -- reading --------------------------------------------------------------
 
-    async def read(self, name: str) -> Current | None:
-        """The stored packument (tombstones included), or None."""
+    async def read(self, name: str, *, cached: bool = False) -> Current | None:
+        """The stored packument (tombstones included), or None.
+
+        `cached` (the read paths that serve clients) answers from memory
+        within the TTL of the last read, and concurrent misses for one name
+        share one storage read. Without it storage is always asked: a change
+        (publish, unpublish, dist-tag) must start from the truth, since the
+        request before it may have gone to another instance.
+        """
+        if cached:
+            known = self._known.get(name)
+            if known is not None and time.monotonic() - known.checked < self.ttl:
+                return known.current
+            pending = self._reading.get(name)
+            if pending is None:
+                pending = asyncio.ensure_future(self._load(name))
+                self._reading[name] = pending
+                pending.add_done_callback(lambda _: self._reading.pop(name, None))
+            # Shielded: a client that goes away does not cancel the others' read.
+            return await asyncio.shield(pending)
+        return await self._load(name)
+
+    async def _load(self, name: str) -> Current | None:
+        started = time.monotonic()
         try:
             stored = await self.store.read_packument(name)
         except NotFound:
+            stored = None
+        known = self._known.get(name)
+        if known is not None and known.checked > started:
+            # A change (or a later read) landed while this read was under way:
+            # it is at least as new as what this read saw.
+            return known.current
+        if stored is None:
+            self._known.pop(name, None)
             return None
-        key = (name, stored.token)
-        doc = self._parsed.get(key)
-        if doc is None:
-            doc = await _loads(stored.data)
-            self._parsed[key] = doc
-        return Current(doc, stored.token)
+        if known is not None and known.current.token == stored.token:
+            current = known.current  # unchanged: no parse
+        else:
+            current = Current(await _loads(stored.data), stored.token, len(stored.data))
+        self.remember(name, current)
+        return current
 
-    def cached_doc(self, name: str, token: str) -> dict[str, Any] | None:
-        """The parsed document for a token this process has seen, without I/O."""
-        return self._parsed.get((name, token))
+    def remember(self, name: str, current: Current) -> None:
+        """Make `current` what this process serves for `name`, as of now."""
+        put_bounded(self._known, name, Known(current, time.monotonic()))
 
-    def remember(self, name: str, token: str, doc: dict[str, Any]) -> None:
-        self._parsed[(name, token)] = doc
-
-    async def read_live(self, name: str) -> Current | None:
+    async def read_live(self, name: str, *, cached: bool = False) -> Current | None:
         """The packument, or None for a missing or fully unpublished package."""
-        current = await self.read(name)
+        current = await self.read(name, cached=cached)
         if current is None or is_tombstone(current.doc):
             return None
         return current
 
-    def render(self, name: str, current: Current, base: str, variant: str) -> Rendered:
-        """Full or abbreviated bytes with tarball URLs on `base`; cached per token."""
+    async def render(self, name: str, current: Current, base: str, variant: str) -> Rendered:
+        """Full or abbreviated bytes with tarball URLs on `base`; built once per token."""
         key = (name, current.token, base, variant)
         rendered = self._rendered.get(key)
-        if rendered is None:
-            doc = rewrite_tarball_urls(current.doc, base)
-            doc.pop(MIRROR_MARK, None)
-            if variant == ABBREVIATED:
-                doc = abbreviate(doc)
+        if rendered is not None:
+            return rendered
+        if base not in self._bases:
+            self._bases[base] = None
+            while len(self._bases) > RECENT_BASES:
+                del self._bases[next(iter(self._bases))]
+        pending = self._rendering.get(key)
+        if pending is None:
+            if current.size >= LARGE_DOCUMENT:
+                pending = asyncio.ensure_future(
+                    asyncio.to_thread(render_bytes, current.doc, current.token, base, variant)
+                )
             else:
-                doc = {**doc, "_rev": revision(current.token, current.doc)}
-            body = orjson.dumps(doc)
-            digest = hashlib.sha256(body).hexdigest()[:32]
-            gzipped = gzip.compress(body, 6) if len(body) >= GZIP_MIN_BYTES else None
-            rendered = Rendered(body, f'"{digest}"', gzipped)
-            self._rendered[key] = rendered
+                pending = asyncio.get_running_loop().create_future()
+                pending.set_result(render_bytes(current.doc, current.token, base, variant))
+            self._rendering[key] = pending
+            pending.add_done_callback(lambda _: self._rendering.pop(key, None))
+        rendered = await asyncio.shield(pending)
+        put_bounded(self._rendered, key, rendered)
         return rendered
+
+    def hot(self, name: str, base: str, variant: str) -> tuple[Rendered, str | None] | None:
+        """The bytes a GET of `name` served lately, if still right and held, with the
+        uplink the document came from (None: local). No I/O, no lookups."""
+        served = self._served.get(name)
+        if served is None or time.monotonic() >= served[1]:
+            return None
+        rendered = self._rendered.get((name, served[0], base, variant))
+        return None if rendered is None else (rendered, served[2])
+
+    def served(self, name: str, current: Current, fresh_for: float = float("inf")) -> None:
+        """A GET resolved `name` to `current`, which stays right for `fresh_for` seconds
+        more (a mirrored copy's remaining maxage); `hot` serves it for at most the TTL."""
+        known = self._known.get(name)
+        if known is not None and known.current.token != current.token:
+            return  # changed while that GET was under way: serve the change
+        lifetime = min(self.ttl, fresh_for)
+        if lifetime > 0:
+            uplink = current.doc[MIRROR_MARK]["uplink"] if is_mirrored(current.doc) else None
+            self._served[name] = (current.token, time.monotonic() + lifetime, uplink)
+
+    async def prerender(self, name: str, current: Current) -> None:
+        """Build every variant clients asked for lately, so the next GET only sends bytes."""
+        if is_tombstone(current.doc):
+            return
+        for base in list(self._bases):
+            for variant in (FULL, ABBREVIATED):
+                await self.render(name, current, base, variant)
 
     # -- writing --------------------------------------------------------------
 
@@ -170,9 +277,22 @@ class Packages:
                 LOG.debug("conflict writing %s (attempt %d); re-reading", name, attempt + 1)
                 await asyncio.sleep(random.uniform(0, 0.02 * (attempt + 1)))
                 continue
-            self._parsed[(name, token)] = new
+            await self.changed(name, Current(new, token, len(data)), old)
             return new, old
         raise ServiceUnavailable(f"too many concurrent changes to {name}; try again")
+
+    async def changed(self, name: str, current: Current, old: dict[str, Any] | None) -> None:
+        """This process wrote `current`: serve it at once, pre-rendered, and
+        drop held tarballs of versions it no longer has."""
+        self.remember(name, current)
+        self._served.pop(name, None)
+        if old is not None:
+            kept = current.doc.get("versions") or {}
+            for version in set(old.get("versions") or {}) - set(kept):
+                filename = tarball_filename(name, version)
+                self.tarballs.forget(name, filename)
+                self.locations.pop((name, filename), None)
+        await self.prerender(name, current)
 
     async def record_package(self, doc: dict[str, Any]) -> None:
         """Keep the package list entry (search reads it) in step with the packument."""
@@ -224,6 +344,20 @@ class Packages:
             pass
 
 
+def render_bytes(doc: dict[str, Any], token: str, base: str, variant: str) -> Rendered:
+    """The bytes, gzip and strong ETag of one variant of a document (pure; may run in a thread)."""
+    view = rewrite_tarball_urls(doc, base)
+    view.pop(MIRROR_MARK, None)
+    if variant == ABBREVIATED:
+        view = abbreviate(view)
+    else:
+        view = {**view, "_rev": revision(token, doc)}
+    body = orjson.dumps(view)
+    digest = hashlib.sha256(body).hexdigest()[:32]
+    gzipped = gzip.compress(body, 6) if len(body) >= GZIP_MIN_BYTES else None
+    return Rendered(body, f'"{digest}"', gzipped)
+
+
 def _repository_url(repository: Any) -> str | None:
     if isinstance(repository, dict):
         url = repository.get("url")
@@ -233,6 +367,6 @@ def _repository_url(repository: Any) -> str | None:
 
 async def _loads(data: bytes) -> dict[str, Any]:
     # Multi-MB documents are parsed off the event loop.
-    if len(data) > 256 * 1024:
+    if len(data) >= LARGE_DOCUMENT:
         return await asyncio.to_thread(orjson.loads, data)
     return orjson.loads(data)

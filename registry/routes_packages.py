@@ -8,6 +8,7 @@ still-encoded path and dispatches on method and shape.
 from __future__ import annotations
 
 import logging
+from functools import lru_cache
 from typing import Any
 
 import orjson
@@ -15,6 +16,7 @@ from aiohttp import web
 
 from storage.base import NotFound
 
+from .access import note_access
 from .auth import Identity, is_allowed, require_grant, require_user, require_write
 from uplinks.base import PackageNotFound, UplinkError
 from uplinks.mirror import AlreadyStored
@@ -36,6 +38,7 @@ from .packages import (
     FULL,
     MIRROR_MARK,
     Current,
+    Packages,
     Rendered,
     as_registry_error,
     is_mirrored,
@@ -50,7 +53,14 @@ from .urls import base_url, is_readable_name, split_package_path
 
 LOG = logging.getLogger(__name__)
 
-TARBALL_CHUNK = 256 * 1024
+# Pure, repeated per request on the hot paths: remembered (the cache keys are
+# request paths and header values, bounded by the LRU size).
+PATHS_REMEMBERED = 8192
+BASES_REMEMBERED = 256
+
+TARBALL_CHUNK = 1024 * 1024
+# A tarball's bytes never change under its name (no version is published twice).
+TARBALL_HEADERS = {"Cache-Control": "public, max-age=31536000, immutable"}
 
 
 def identity_of(request: web.Request) -> Identity | None:
@@ -116,14 +126,44 @@ def wants_abbreviated(request: web.Request) -> bool:
 
 
 def bytes_response(request: web.Request, rendered: Rendered, content_type: str) -> web.Response:
+    """The pre-built bytes (gzip when accepted), or a 304: no JSON work here."""
     headers = {"ETag": rendered.etag, "Vary": "Accept, Accept-Encoding", "Cache-Control": "no-cache"}
-    if_none_match = request.headers.get("If-None-Match", "")
-    if rendered.etag in {tag.strip() for tag in if_none_match.split(",")}:
+    if_none_match = request.headers.get("If-None-Match")
+    if if_none_match and rendered.etag in {tag.strip() for tag in if_none_match.split(",")}:
         return web.Response(status=304, headers=headers)
+    # Content-Type as a plain header: cheaper than aiohttp's content_type setter.
+    headers["Content-Type"] = content_type
     if rendered.gzipped is not None and "gzip" in request.headers.get("Accept-Encoding", ""):
         headers["Content-Encoding"] = "gzip"
-        return web.Response(body=rendered.gzipped, headers=headers, content_type=content_type)
-    return web.Response(body=rendered.body, headers=headers, content_type=content_type)
+        return web.Response(body=rendered.gzipped, headers=headers)
+    return web.Response(body=rendered.body, headers=headers)
+
+
+_bases: dict[tuple[str | None, ...], str] = {}
+
+
+def cached_base_url(request: web.Request) -> str:
+    """`base_url(request)`, remembered per set of the headers it reads."""
+    headers = request.headers
+    key = (
+        headers.get("Host"), headers.get("X-Forwarded-Proto"), headers.get("X-Forwarded-Host"),
+        request.scheme, request.app[CONFIG].public_url, request.app[CONFIG].url_prefix,
+    )
+    base = _bases.get(key)
+    if base is None:
+        if len(_bases) >= BASES_REMEMBERED:
+            _bases.clear()
+        base = _bases[key] = base_url(request)
+    return base
+
+
+@lru_cache(maxsize=PATHS_REMEMBERED)
+def parse_package_target(raw_path: str, prefix: str) -> tuple[str, tuple[str, ...], bool] | None:
+    """(name, rest, readable) of a catch-all path, or None when it names no package."""
+    parsed = split_package_path(raw_path, prefix)
+    if parsed is None or raw_path.startswith("/-/") or raw_path == "/-":
+        return None
+    return parsed.name, parsed.rest, is_readable_name(parsed.name)
 
 
 async def resolve(request: web.Request, name: str, rule: PackageRule) -> Current | None:
@@ -133,13 +173,22 @@ async def resolve(request: web.Request, name: str, rule: PackageRule) -> Current
 
 async def get_packument(request: web.Request, name: str) -> web.StreamResponse:
     rule = check_access(request, name)
+    note_access(request, name)  # for `tarhold gc`; never waits
     packages = request.app[PACKAGES]
-    current = await resolve(request, name, rule)
-    if current is None:
-        raise NotFoundError(f"package {name} not found")
     variant = ABBREVIATED if wants_abbreviated(request) and "write" not in request.query else FULL
-    rendered = packages.render(name, current, base_url(request), variant)
     content_type = ABBREVIATED if variant == ABBREVIATED else "application/json"
+    base = cached_base_url(request)
+    hot = packages.hot(name, base, variant)
+    if hot is not None:
+        rendered, uplink = hot
+        if uplink is not None:
+            request.app[MIRROR].stats.add(uplink, "hits")  # the mirror's copy, fresh
+    else:
+        current = await resolve(request, name, rule)
+        if current is None:
+            raise NotFoundError(f"package {name} not found")
+        rendered = await packages.render(name, current, base, variant)
+        packages.served(name, current, request.app[MIRROR].fresh_for(name, current))
     return bytes_response(request, rendered, content_type)
 
 
@@ -149,7 +198,7 @@ async def get_manifest(request: web.Request, name: str, spec: str) -> web.Stream
     current = await resolve(request, name, rule)
     if current is None:
         raise NotFoundError(f"package {name} not found")
-    rendered = packages.render(name, current, base_url(request), FULL)
+    rendered = await packages.render(name, current, base_url(request), FULL)
     manifest = manifest_for(orjson.loads(rendered.body), spec)
     if manifest is None:
         raise NotFoundError(f"version or tag {spec} of {name} not found")
@@ -158,17 +207,58 @@ async def get_manifest(request: web.Request, name: str, spec: str) -> web.Stream
 
 async def get_tarball(request: web.Request, name: str, filename: str) -> web.StreamResponse:
     rule = check_access(request, name)
+    note_access(request, name)  # for `tarhold gc`; never waits
     if not is_safe_filename(filename):
         raise BadRequest(f"invalid tarball file name {filename!r}")
-    packages = request.app[PACKAGES]
+    response = await stored_tarball(request, request.app[PACKAGES], name, filename)
+    if response is not None:
+        return response
+    if rule.proxy:
+        return await mirror_tarball(request, name, filename, rule)
+    raise NotFoundError(f"tarball {filename} of {name} not found")
+
+
+async def stored_tarball(
+    request: web.Request, packages: Packages, name: str, filename: str
+) -> web.StreamResponse | None:
+    """The stored tarball, from memory, a redirect, sendfile or a stream; None if not stored."""
+    store, held_tarballs = packages.store, packages.tarballs
+    held = held_tarballs.get(name, filename)
+    if held is not None and not held_tarballs.is_fresh(held):
+        # Older than the TTL: another worker may have unpublished it since.
+        try:
+            info = await store.stat_tarball(name, filename)
+        except NotFound:
+            info = None
+        if info is None or info.etag != held.etag:
+            held_tarballs.forget(name, filename)
+            held = None
+        else:
+            held_tarballs.confirm(held)
+    if held is not None:
+        return tarball_bytes_response(request, held.body, held.etag)
+    if store.redirects_tarballs:
+        location = await redirect_location(packages, name, filename)
+        if location is None:
+            return None
+        raise web.HTTPTemporaryRedirect(location, headers={"Cache-Control": "no-cache"})
     try:
-        reader = await packages.store.open_tarball(name, filename)
+        reader = await store.open_tarball(name, filename)
     except NotFound:
-        if rule.proxy:
-            return await mirror_tarball(request, name, filename, rule)
-        raise NotFoundError(f"tarball {filename} of {name} not found") from None
+        return None
     async with reader:
-        headers = {"ETag": reader.etag, "Cache-Control": "public, max-age=31536000, immutable"}
+        if held_tarballs.fits(reader.size):
+            body = b"".join([chunk async for chunk in reader])
+            held_tarballs.put(name, filename, body, reader.etag)
+            return tarball_bytes_response(request, body, reader.etag)
+        path = store.local_path(name, filename)
+        if path is not None:
+            # sendfile: the kernel copies the file; no bytes pass through Python.
+            return web.FileResponse(
+                path, chunk_size=TARBALL_CHUNK,
+                headers={**TARBALL_HEADERS, "Content-Type": "application/octet-stream"},
+            )
+        headers = {"ETag": reader.etag, **TARBALL_HEADERS}
         if reader.etag in request.headers.get("If-None-Match", ""):
             return web.Response(status=304, headers=headers)
         response = web.StreamResponse(headers=headers)
@@ -180,6 +270,33 @@ async def get_tarball(request: web.Request, name: str, filename: str) -> web.Str
                 await response.write(chunk)
         await response.write_eof()
         return response
+
+
+async def redirect_location(packages: Packages, name: str, filename: str) -> str | None:
+    """Where a stored tarball may be fetched directly; None when it is not stored.
+
+    The existence check (a HEAD) is remembered for the TTL like any cached read.
+    """
+    key = (name, filename)
+    location = packages.locations.get(key)
+    if location is None:
+        try:
+            await packages.store.stat_tarball(name, filename)
+        except NotFound:
+            return None
+        location = await packages.store.tarball_location(name, filename)
+        if location is None:
+            return None
+        packages.locations[key] = location
+    return location
+
+
+def tarball_bytes_response(request: web.Request, body: bytes, etag: str) -> web.Response:
+    headers = {"ETag": etag, **TARBALL_HEADERS}
+    if etag in request.headers.get("If-None-Match", ""):
+        return web.Response(status=304, headers=headers)
+    headers["Content-Type"] = "application/octet-stream"
+    return web.Response(body=body, headers=headers)
 
 
 async def mirror_tarball(
@@ -204,7 +321,7 @@ async def mirror_tarball(
         if isinstance(exc, PackageNotFound):
             raise NotFoundError(f"tarball {filename} of {name} not found upstream") from None
         raise BadGateway(f"could not fetch {filename} of {name}: {exc}") from None
-    response = web.StreamResponse(headers={"Cache-Control": "public, max-age=31536000, immutable"})
+    response = web.StreamResponse(headers=dict(TARBALL_HEADERS))
     response.content_type = "application/octet-stream"
     if download.size is not None:
         response.content_length = download.size
@@ -264,13 +381,12 @@ async def refuse_shadowing(request: web.Request, name: str) -> None:
 
 async def dispatch(request: web.Request) -> web.StreamResponse:
     """The catch-all route: `/{name}[/...]` in all of npm's spellings."""
-    prefix = request.app[CONFIG].url_prefix
-    raw_path = request.rel_url.raw_path
-    parsed = split_package_path(raw_path, prefix)
-    if parsed is None or raw_path.startswith("/-/") or raw_path == "/-":
+    parsed = parse_package_target(request.rel_url.raw_path, request.app[CONFIG].url_prefix)
+    if parsed is None:
         raise NotFoundError("not found")
-    name, rest, method = parsed.name, parsed.rest, request.method
-    if not is_readable_name(name):
+    name, rest, readable = parsed
+    method = request.method
+    if not readable:
         raise BadRequest(f"invalid package name {name!r}")
     if method not in {"GET", "HEAD"}:
         # Anything that writes must use a name npm allows for new packages.

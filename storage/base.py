@@ -10,6 +10,7 @@ from __future__ import annotations
 import abc
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 PACKUMENT_FILE = "package.json"
@@ -42,6 +43,14 @@ class StoredPackument:
 
     data: bytes
     token: str
+
+
+@dataclass(frozen=True)
+class TarballInfo:
+    """A stored tarball's size and etag, without its bytes."""
+
+    size: int
+    etag: str
 
 
 class TarballReader(abc.ABC):
@@ -117,6 +126,31 @@ class PackageStore(abc.ABC):
     @abc.abstractmethod
     async def open_tarball(self, name: str, filename: str) -> TarballReader:
         """Open a stored tarball for streaming; raises NotFound."""
+
+    async def stat_tarball(self, name: str, filename: str) -> TarballInfo:
+        """Size and etag of a stored tarball (the same etag `open_tarball` gives); raises NotFound.
+
+        Backends override this with something cheaper than opening the file.
+        """
+        async with await self.open_tarball(name, filename) as reader:
+            return TarballInfo(reader.size, reader.etag)
+
+    # Optional ways to serve a tarball without passing its bytes through
+    # Python; a backend that has neither keeps these defaults.
+
+    #: True when `tarball_location` gives URLs (clients are redirected there).
+    redirects_tarballs: bool = False
+
+    def local_path(self, name: str, filename: str) -> Path | None:
+        """The tarball's file on a local disk (served with sendfile), or None."""
+        return None
+
+    async def tarball_location(self, name: str, filename: str) -> str | None:
+        """A URL that serves the tarball's exact bytes (presigned, or a CDN), or None.
+
+        It does not check that the tarball exists: callers do (`stat_tarball`).
+        """
+        return None
 
     @abc.abstractmethod
     async def delete_tarball(self, name: str, filename: str) -> None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterable, AsyncIterator, Mapping
 from typing import Any
+from urllib.parse import quote
 
 from .aws import (
     CONFIG_SECTION,
@@ -29,12 +30,14 @@ from .aws import (
 )
 from .base import (
     PACKUMENT_FILE,
+    ConfigError,
     Conflict,
     NotFound,
     PackageStore,
     StorageError,
     StorageFolder,
     StoredPackument,
+    TarballInfo,
     TarballReader,
     no_folder,
 )
@@ -44,11 +47,13 @@ LOG = logging.getLogger(__name__)
 
 S3_KEYS: frozenset[str] = frozenset(
     "bucket keyPrefix region endpoint s3ForcePathStyle tarballACL"
-    " accessKeyId secretAccessKey sessionToken proxy".split()
+    " accessKeyId secretAccessKey sessionToken proxy tarball_redirect".split()
 )
 
 PART_SIZE = 8 * 1024 * 1024
-READ_CHUNK = 256 * 1024
+READ_CHUNK = 1024 * 1024  # large reads: fewer loop turns per streamed megabyte
+PRESIGNED = "presigned"
+PRESIGNED_EXPIRY = 15 * 60  # seconds a presigned tarball URL stays valid
 DELETE_BATCH = 1000
 MISSING_CODES = frozenset({"NoSuchKey", "NotFound", "404"})
 CONFLICT_CODES = frozenset({"PreconditionFailed", "ConditionalRequestConflict"})
@@ -57,6 +62,18 @@ CONFLICT_CODES = frozenset({"PreconditionFailed", "ConditionalRequestConflict"})
 def is_missing(exc: Exception) -> bool:
     """True for the "no such object" answer of GetObject/HeadObject/PutObject."""
     return client_error_code(exc) in MISSING_CODES
+
+
+def parse_tarball_redirect(value: str | None, where: str = CONFIG_SECTION) -> str | None:
+    """`tarball_redirect`: "presigned", or the base URL of a CDN in front of the bucket."""
+    if value is None or value == PRESIGNED:
+        return value
+    if value.startswith(("http://", "https://")) and len(value.split("://", 1)[1].strip("/")) > 0:
+        return value.rstrip("/")
+    raise ConfigError(
+        f"{where}.tarball_redirect",
+        f"must be {PRESIGNED!r} or the http(s):// base URL of a CDN serving the bucket, not {value!r}",
+    )
 
 
 class S3TarballReader(TarballReader):
@@ -99,6 +116,7 @@ class S3PackageStore(AwsClient, PackageStore):
         key_prefix: str = "",
         force_path_style: bool = False,
         tarball_acl: str | None = None,
+        tarball_redirect: str | None = None,
         folder: StorageFolder = no_folder,
         **aws: str | None,
     ) -> None:
@@ -109,6 +127,10 @@ class S3PackageStore(AwsClient, PackageStore):
         self.key_prefix = key_prefix.strip("/")
         self.force_path_style = force_path_style
         self.tarball_acl = tarball_acl or None
+        # None: tarballs stream through tarhold; "presigned" or a CDN base URL:
+        # clients are redirected there and the bytes bypass tarhold.
+        self.tarball_redirect = parse_tarball_redirect(tarball_redirect)
+        self.redirects_tarballs = self.tarball_redirect is not None
         self.folder = folder
 
     @classmethod
@@ -123,6 +145,7 @@ class S3PackageStore(AwsClient, PackageStore):
             key_prefix=opt_str(section, "keyPrefix", where) or "",
             force_path_style=opt_bool(section, "s3ForcePathStyle", where),
             tarball_acl=opt_str(section, "tarballACL", where),
+            tarball_redirect=parse_tarball_redirect(opt_str(section, "tarball_redirect", where), where),
             folder=folder,
             **vars(AwsOptions.from_section(section, where)),
         )
@@ -248,6 +271,33 @@ class S3PackageStore(AwsClient, PackageStore):
                     raise NotFound(f"no tarball {filename} for {name}") from None
                 raise
         return S3TarballReader(response["Body"], int(response["ContentLength"]), response["ETag"], key)
+
+    async def stat_tarball(self, name: str, filename: str) -> TarballInfo:
+        key = self.file_key(name, filename)
+        with translate(f"reading s3 object {key}"):
+            try:
+                response = await self.client.head_object(Bucket=self.bucket, Key=key)
+            except Exception as exc:
+                if is_missing(exc):
+                    raise NotFound(f"no tarball {filename} for {name}") from None
+                raise
+        return TarballInfo(int(response["ContentLength"]), response["ETag"])
+
+    async def tarball_location(self, name: str, filename: str) -> str | None:
+        if self.tarball_redirect is None:
+            return None
+        key = self.file_key(name, filename)
+        if self.tarball_redirect != PRESIGNED:
+            # The CDN serves the bucket's keys under its base URL.
+            return f"{self.tarball_redirect}/{quote(key, safe='/@')}"
+        with translate(f"presigning s3 object {key}"):
+            return str(
+                await self.client.generate_presigned_url(
+                    "get_object",
+                    Params={"Bucket": self.bucket, "Key": key},
+                    ExpiresIn=PRESIGNED_EXPIRY,
+                )
+            )
 
     async def delete_tarball(self, name: str, filename: str) -> None:
         key = self.file_key(name, filename)

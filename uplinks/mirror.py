@@ -25,6 +25,7 @@ from cachetools import LRUCache, TTLCache
 
 from registry.config import UplinkConfig
 from registry.errors import BadGateway, ServiceUnavailable
+from registry.metrics import metrics
 from registry.packages import MIRROR_MARK, Current, Packages, is_mirrored, is_tombstone
 from storage.base import Conflict, ConfigError, StorageError
 
@@ -50,12 +51,17 @@ def uplink_factories() -> dict[str, Any]:
 
 @dataclass
 class UplinkStats:
-    """Counters per uplink; the metrics endpoint exposes them."""
+    """Counters per uplink, kept here and in the process's Prometheus counters
+    (`registry.metrics.UPLINK_EVENTS` names which), plus when each last failed."""
 
     counts: Counter[str] = field(default_factory=Counter)
+    last_error: dict[str, float] = field(default_factory=dict)  # uplink -> epoch seconds
 
     def add(self, uplink: str, what: str, amount: int = 1) -> None:
         self.counts[f"{uplink}:{what}"] += amount
+        if what in ("errors", "integrity_errors"):
+            self.last_error[uplink] = time.time()
+        metrics().uplink_event(uplink, what, amount)
 
 
 @dataclass(frozen=True)
@@ -120,22 +126,19 @@ class Mirror:
     # -- packuments -----------------------------------------------------------
 
     async def packument(self, name: str, proxies: tuple[str, ...], via: str = "") -> Current | None:
-        """The document to serve for `name`: local, fresh mirrored, refreshed, or stale."""
-        fresh = self._fresh.get(name)
-        if fresh is not None and time.monotonic() - fresh.checked < fresh.maxage:
-            doc = self.packages.cached_doc(name, fresh.token)
-            if doc is not None:
-                self.stats.add(doc.get(MARK, {}).get("uplink", "-"), "hits")
-                return Current(doc, fresh.token)
-        stored = await self.packages.read(name)
+        """The document to serve for `name`: local, fresh mirrored, refreshed, or stale.
+
+        `Packages.read` answers from memory within the packument TTL, so a
+        local or fresh mirrored document costs no storage read then.
+        """
+        stored = await self.packages.read(name, cached=True)
         if stored is not None and not is_mirrored(stored.doc):
             return None if is_tombstone(stored.doc) else stored
         usable = tuple(p for p in proxies if p in self.uplinks)
         if not usable or self.is_loop(via):
             return stored
-        if stored is not None and self._still_fresh(stored):
+        if stored is not None and self._still_fresh(name, stored):
             self.stats.add(stored.doc[MARK]["uplink"], "hits")
-            self._remember(name, stored)
             return stored
         task = self._inflight.get(name)
         if task is None:
@@ -145,7 +148,25 @@ class Mirror:
         # Shielded: a client that goes away does not cancel the others' fetch.
         return await asyncio.shield(task)
 
-    def _still_fresh(self, stored: Current) -> bool:
+    def fresh_for(self, name: str, current: Current) -> float:
+        """Seconds `current` may still be served without asking the uplinks (inf when local)."""
+        if not is_mirrored(current.doc):
+            return float("inf")
+        remaining = 0.0
+        fresh = self._fresh.get(name)
+        if fresh is not None and fresh.token == current.token:
+            remaining = fresh.maxage - (time.monotonic() - fresh.checked)
+        config = self.configs.get(current.doc[MARK].get("uplink"))
+        if config is not None:
+            fetched = float(current.doc[MARK].get("fetched", 0))
+            remaining = max(remaining, config.maxage - (time.time() - fetched))
+        return max(remaining, 0.0)
+
+    def _still_fresh(self, name: str, stored: Current) -> bool:
+        """Fetched within maxage, or revalidated (a 304) within maxage by this process."""
+        fresh = self._fresh.get(name)
+        if fresh is not None and fresh.token == stored.token and time.monotonic() - fresh.checked < fresh.maxage:
+            return True
         mark = stored.doc[MARK]
         config = self.configs.get(mark.get("uplink"))
         return config is not None and time.time() - float(mark.get("fetched", 0)) < config.maxage
@@ -235,9 +256,9 @@ class Mirror:
         except StorageError:
             LOG.exception("could not store the mirrored packument of %s; serving it anyway", name)
             token = "mem|" + hashlib.sha256(body).hexdigest()[:32]
-        current = Current(doc, token)
-        self.packages.remember(name, token, doc)
+        current = Current(doc, token, len(body))
         self._remember(name, current)
+        await self.packages.changed(name, current, None)
         return current
 
 
