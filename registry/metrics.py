@@ -299,7 +299,7 @@ def metrics_middleware(prefix: str = "") -> Callable[[web.Request, Handler], Awa
                 _count_file_bytes(response, batch, route)  # its size is known once it is sent
             else:
                 size = response.content_length or 0
-                if route == "publish" and status == 201 and _is_publish_answer(response):
+                if request.get("published"):
                     batch.publishes += 1
             return response
         except web.HTTPException as exc:  # redirects and 304s the error middleware lets through
@@ -325,13 +325,6 @@ def _count_file_bytes(response: web.FileResponse, batch: RequestBatch, route: st
         return writer
 
     response.prepare = prepare_and_count  # type: ignore[method-assign]
-
-
-def _is_publish_answer(response: web.StreamResponse) -> bool:
-    # PUT /{name} also deprecates and edits metadata ("package changed"); only
-    # a new version gets this answer from routes_packages.put_package.
-    body = getattr(response, "body", None)
-    return isinstance(body, bytes) and b"created new package" in body
 
 
 # -- uplinks ------------------------------------------------------------------

@@ -357,6 +357,7 @@ async def put_package(request: web.Request, name: str) -> web.StreamResponse:
             tarball_url=lambda n, f: f"{request_base}/{n}/-/{f}",
             email=(profile or {}).get("email"),
         )
+        request["published"] = True  # counted by the metrics middleware
         return web.json_response({"ok": "created new package", "success": True}, status=201)
     return await changes.change_packument(request, name, body)
 
