@@ -27,6 +27,7 @@ from tests.e2e.fixtures import (
     path_of,
     unique_name,
 )
+from registry.config import CacheConfig
 from tests.http.packages import make_tarball, publish_body, tarball_name
 
 pytestmark = pytest.mark.npm
@@ -101,6 +102,9 @@ async def test_concurrent_publishes_on_two_instances_keep_every_version(
     logs = "".join(f"\n--- server {i + 1}\n{s.log()}" for i, s in enumerate(servers))
     assert not failed, f"publishes refused: {failed}{logs}"
 
+    # Each instance serves a packument from memory for cache.packument_ttl: a
+    # publish on the other one is promised to show within that, not sooner.
+    await asyncio.sleep(CacheConfig().packument_ttl + 0.5)
     packuments, downloads = await packuments_and_tarballs(servers, name)
     for i, (server, packument) in enumerate(zip(servers, packuments)):
         by_patch = sorted(packument["versions"], key=lambda v: int(v.split(".")[2]))
