@@ -23,7 +23,7 @@ from cachetools import LRUCache, TTLCache
 
 from storage.base import Conflict, NotFound, PackageStore, RegistryDatabase
 
-from .caches import TarballCache, put_bounded, weight_of
+from .caches import TRIM_AFTER_BYTES, TarballCache, put_bounded, trimmed, weight_of
 from .config import CacheConfig
 from .errors import ConflictError, ServiceUnavailable, error_for_status
 from .names import tarball_filename
@@ -36,8 +36,10 @@ MAX_ATTEMPTS = 12
 # Both caches are weighted by bytes: the rendered variants by their own size,
 # parsed documents by an estimate of their Python objects.
 RENDER_CACHE_BYTES = 48 * 1024 * 1024
-# Parsed JSON takes about this many times its size in Python objects: the
-# budget holds ~24 MB of stored JSON (the largest real packuments fit).
+# Parsed JSON takes about this many times its size in Python objects (21 MB
+# of JSON measured 87 MB): the budget holds ~24 MB of stored JSON, so the
+# largest real packuments stay parsed. Not keeping them costs more: every
+# variant and every TTL would parse the document again.
 DOCUMENT_CACHE_BYTES = 96 * 1024 * 1024
 PARSED_OVERHEAD = 4
 SERVED_ENTRIES = 100_000
@@ -208,9 +210,10 @@ class Packages:
         pending = self._rendering.get(key)
         if pending is None:
             if current.size >= LARGE_DOCUMENT:
-                pending = asyncio.ensure_future(
-                    asyncio.to_thread(render_bytes, current.doc, current.token, base, variant)
-                )
+                args = (render_bytes, current.doc, current.token, base, variant)
+                if current.size >= TRIM_AFTER_BYTES:
+                    args = (trimmed, *args)
+                pending = asyncio.ensure_future(asyncio.to_thread(*args))
             else:
                 pending = asyncio.get_running_loop().create_future()
                 pending.set_result(render_bytes(current.doc, current.token, base, variant))
@@ -367,6 +370,8 @@ def _repository_url(repository: Any) -> str | None:
 
 async def _loads(data: bytes) -> dict[str, Any]:
     # Multi-MB documents are parsed off the event loop.
+    if len(data) >= TRIM_AFTER_BYTES:
+        return await asyncio.to_thread(trimmed, orjson.loads, data)
     if len(data) >= LARGE_DOCUMENT:
         return await asyncio.to_thread(orjson.loads, data)
     return orjson.loads(data)

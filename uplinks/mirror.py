@@ -23,6 +23,7 @@ import aiohttp
 import orjson
 from cachetools import LRUCache, TTLCache
 
+from registry.caches import TRIM_AFTER_BYTES, trimmed
 from registry.config import UplinkConfig
 from registry.errors import BadGateway, ServiceUnavailable
 from registry.metrics import metrics
@@ -344,6 +345,8 @@ def _dist_for(doc: dict[str, Any], filename: str) -> dict[str, Any] | None:
 
 async def _loads(data: bytes) -> Any:
     try:
+        if len(data) >= TRIM_AFTER_BYTES:
+            return await asyncio.to_thread(trimmed, orjson.loads, data)
         if len(data) > LARGE_DOCUMENT:
             return await asyncio.to_thread(orjson.loads, data)
         return orjson.loads(data)
@@ -352,6 +355,8 @@ async def _loads(data: bytes) -> Any:
 
 
 async def _dumps(doc: dict[str, Any]) -> bytes:
+    if len(doc.get("versions", {})) > 2000:
+        return await asyncio.to_thread(trimmed, orjson.dumps, doc)
     if len(doc.get("versions", {})) > 200:
         return await asyncio.to_thread(orjson.dumps, doc)
     return orjson.dumps(doc)
