@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from storage.base import PACKUMENT_FILE, Conflict, NotFound, PackageStore, StorageError
+from storage.fs import FsPackageStore
 
 if TYPE_CHECKING:
     from tests.conftest import PackageStoreFactory
@@ -263,6 +264,43 @@ async def test_opening_a_missing_tarball_is_not_found(package_store: PackageStor
     await package_store.write_packument(NAME, PACKUMENT, if_absent=True)
     with pytest.raises(NotFound):
         await package_store.open_tarball(NAME, TARBALL)
+
+
+async def test_stat_gives_the_size_and_etag_that_open_gives(package_store: PackageStore) -> None:
+    # The in-memory tarball cache revalidates by comparing these etags.
+    data = generated(70 * KiB + 3)
+    await package_store.write_tarball(NAME, TARBALL, chunks_of(data))
+    info = await package_store.stat_tarball(NAME, TARBALL)
+    async with await package_store.open_tarball(NAME, TARBALL) as reader:
+        assert (info.size, info.etag) == (reader.size, reader.etag) == (len(data), reader.etag)
+
+
+async def test_stat_sees_a_replaced_and_a_deleted_tarball(package_store: PackageStore) -> None:
+    await package_store.write_tarball(NAME, TARBALL, chunks_of(b"first bytes"))
+    first = await package_store.stat_tarball(NAME, TARBALL)
+    await package_store.write_tarball(NAME, TARBALL, chunks_of(b"other bytes, longer"))
+    second = await package_store.stat_tarball(NAME, TARBALL)
+    assert second.size == len(b"other bytes, longer")
+    assert second.etag != first.etag
+    await package_store.delete_tarball(NAME, TARBALL)
+    with pytest.raises(NotFound):
+        await package_store.stat_tarball(NAME, TARBALL)
+
+
+async def test_stat_of_a_missing_tarball_is_not_found(package_store: PackageStore) -> None:
+    with pytest.raises(NotFound):
+        await package_store.stat_tarball(NAME, TARBALL)
+
+
+async def test_a_local_path_holds_the_exact_bytes(package_store: PackageStore) -> None:
+    # Only a store on local disk has one (sendfile); the others say None.
+    data = generated(5 * KiB, seed=3)
+    await package_store.write_tarball(NAME, TARBALL, chunks_of(data))
+    path = package_store.local_path(NAME, TARBALL)
+    if isinstance(package_store, FsPackageStore):
+        assert path is not None and path.read_bytes() == data
+    else:
+        assert path is None
 
 
 # A stream that breaks before the first multipart part, and one that breaks
