@@ -19,8 +19,8 @@ import yaml
 
 from storage.base import ConfigError
 
-from .config_auth import AuthConfig, parse_auth
-from .rules import PackageRule, parse_packages
+from registry.domain.auth_config import AuthConfig, parse_auth
+from registry.domain.rules import PackageRule, parse_packages
 
 LOG = logging.getLogger(__name__)
 

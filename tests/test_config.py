@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from registry.config import load_config, parse_config
-from registry.rules import rule_for
+from registry.domain.rules import rule_for
 from storage.base import ConfigError
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -30,7 +30,7 @@ import hcl2
 import pytest
 import yaml
 
-from registry.cli import build_parser
+from registry.ops.cli import build_parser
 from registry.config import DEFAULT_PORT, ENV_NAME, load_config, parse_config
 from storage.dynamodb import DEFAULT_TABLE
 from storage.provision import (

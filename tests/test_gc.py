@@ -18,13 +18,13 @@ import orjson
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from registry import cli
-from registry.access import ACCESS_PK, AccessRecorder
-from registry.app import SERVER_KWARGS, create_app
+from registry.ops import cli
+from registry.domain.usage import ACCESS_PK, AccessRecorder
+from registry.http.app import SERVER_KWARGS, create_app
 from registry.config import parse_config
-from registry.gc import collect, parse_age
-from registry.keys import DATABASE, STORE
-from registry.packages import MIRROR_MARK
+from registry.ops.gc import collect, parse_age
+from registry.http.appkeys import DATABASE, STORE
+from registry.domain.packages import MIRROR_MARK
 from storage.backends import build_backends
 from storage.base import NotFound, PackageStore, RegistryDatabase
 
@@ -133,7 +133,7 @@ async def test_gc_never_removes_a_local_package_however_old(
 def test_gc_command_dry_run_and_real_run(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("registry.cli_ops.configure_logging", lambda config: None)
+    monkeypatch.setattr("registry.ops.cli_ops.configure_logging", lambda config: None)
     directory = tmp_path / "storage"
 
     async def fill() -> None:

@@ -11,7 +11,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client.parser import text_string_to_metric_families
 
-from registry.app import SERVER_KWARGS, create_app
+from registry.http.app import SERVER_KWARGS, create_app
 from registry.config import parse_config
 from tests.fake_upstream import FakeUpstream
 from tests.http.packages import publish_body

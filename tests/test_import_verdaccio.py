@@ -27,9 +27,9 @@ import orjson
 import pytest
 import yaml
 
-from registry import cli
-from registry.importer import Skip, VersionConflict, clean, is_verdaccio_doc, merge
-from registry.packages import MIRROR_MARK, is_mirrored
+from registry.ops import cli
+from registry.ops.importer import Skip, VersionConflict, clean, is_verdaccio_doc, merge
+from registry.domain.packages import MIRROR_MARK, is_mirrored
 from storage.backends import build_backends
 from storage.base import NotFound
 from storage.fs import FsPackageStore
@@ -123,7 +123,7 @@ def stored_files(root: Path, name: str) -> set[str]:
 @pytest.fixture(autouse=True)
 def keep_pytest_logging(monkeypatch: pytest.MonkeyPatch) -> None:
     """In-process `cli.main` must not swap out pytest's log handlers."""
-    monkeypatch.setattr("registry.cli_ops.configure_logging", lambda config: None)
+    monkeypatch.setattr("registry.ops.cli_ops.configure_logging", lambda config: None)
 
 
 def test_verdaccio_storage_imports_and_npm_installs_from_tarhold(

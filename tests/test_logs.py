@@ -16,9 +16,9 @@ import orjson
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from registry.app import SERVER_KWARGS, create_app
+from registry.http.app import SERVER_KWARGS, create_app
 from registry.config import LogConfig, parse_config
-from registry.logs import configure_logging
+from registry.http.logs import configure_logging
 from tests.fake_upstream import FakeUpstream
 
 PASSWORD = "correct horse battery staple"
@@ -165,7 +165,7 @@ async def test_every_line_of_a_request_carries_its_id_and_no_line_a_secret(
     async def bug(*args: Any, **kwargs: Any) -> None:
         raise RuntimeError("a bug while logging out")
 
-    monkeypatch.setattr("registry.routes_auth.lookup_token", bug)
+    monkeypatch.setattr("registry.http.routes_auth.lookup_token", bug)
     status, _ = await call("logout-bug-9", "DELETE", f"/-/user/token/{login_token}", "/-/user/token/***",
                            headers={"Authorization": f"Bearer {login_token}"})
     assert status == 500
@@ -186,9 +186,9 @@ async def test_every_line_of_a_request_carries_its_id_and_no_line_a_secret(
         assert record["request_id"] in {*sent, generated}, f"a line outside any request: {record}"
         by_id.setdefault(record["request_id"], []).append(record)
     assert any("uplink up failed for broken" in r["msg"] for r in by_id["uplink-8"])
-    assert any(r["logger"] == "registry.app" and "unhandled error in DELETE /-/user/token/***" in r["msg"]
+    assert any(r["logger"] == "registry.http.app" and "unhandled error in DELETE /-/user/token/***" in r["msg"]
                for r in by_id["logout-bug-9"])
-    assert any(r["logger"] == "registry.users" for r in by_id["token-create-6"])  # "created token ..."
+    assert any(r["logger"] == "registry.domain.users" for r in by_id["token-create-6"])  # "created token ..."
     text = captured.text()
     for secret in secrets:
         assert secret not in text

@@ -23,11 +23,11 @@ import aiohttp
 import orjson
 from cachetools import LRUCache, TTLCache
 
-from registry.caches import TRIM_AFTER_BYTES, trimmed
+from registry.domain.caches import TRIM_AFTER_BYTES, trimmed
 from registry.config import UplinkConfig
-from registry.errors import BadGateway, ServiceUnavailable
-from registry.metrics import metrics
-from registry.packages import MIRROR_MARK, Current, Packages, is_mirrored, is_tombstone
+from registry.domain.errors import BadGateway, ServiceUnavailable
+from registry.http.metrics import metrics
+from registry.domain.packages import MIRROR_MARK, Current, Packages, is_mirrored, is_tombstone
 from storage.base import Conflict, ConfigError, StorageError
 
 from .base import PackageNotFound, Uplink, UplinkError
@@ -53,7 +53,7 @@ def uplink_factories() -> dict[str, Any]:
 @dataclass
 class UplinkStats:
     """Counters per uplink, kept here and in the process's Prometheus counters
-    (`registry.metrics.UPLINK_EVENTS` names which), plus when each last failed."""
+    (`registry.http.metrics.UPLINK_EVENTS` names which), plus when each last failed."""
 
     counts: Counter[str] = field(default_factory=Counter)
     last_error: dict[str, float] = field(default_factory=dict)  # uplink -> epoch seconds

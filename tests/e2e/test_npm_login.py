@@ -21,9 +21,9 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from registry.app import SERVER_KWARGS, create_app
+from registry.http.app import SERVER_KWARGS, create_app
 from registry.config import parse_config
-from registry.routes_auth import install
+from registry.http.routes_auth import install
 from tests.e2e.terminal import run_on_tty
 
 pytestmark = [

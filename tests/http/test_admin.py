@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
-from registry.app import create_app
+from registry.http.app import create_app
 from registry.config import parse_config
 from storage.base import ConfigError
 

@@ -10,7 +10,7 @@ import orjson
 import pytest
 from aiohttp.test_utils import TestClient
 
-from registry.keys import PACKAGES
+from registry.http.appkeys import PACKAGES
 from storage.base import StorageError
 
 from .conftest import MakeClient

@@ -20,9 +20,9 @@ import pytest
 from aiohttp.test_utils import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from registry.keys import DATABASE, MIRROR, STORE
-from registry.metrics import fixed_route, package_route
-from registry.metrics_storage import DATABASE_OPERATIONS, STORE_OPERATIONS
+from registry.http.appkeys import DATABASE, MIRROR, STORE
+from registry.http.metrics import fixed_route, package_route
+from registry.http.metrics_storage import DATABASE_OPERATIONS, STORE_OPERATIONS
 from storage.base import PackageStore, RegistryDatabase, StorageError
 from tests.fake_upstream import FakeUpstream
 
@@ -292,11 +292,11 @@ MULTIPROCESS_SCRIPT = textwrap.dedent(
     """
     import asyncio, os, sys
 
-    import registry.app  # imports prometheus_client before the directory is set, as the CLI does
+    import registry.http.app  # imports prometheus_client before the directory is set, as the CLI does
     from aiohttp import web
     from aiohttp.test_utils import make_mocked_request
     from prometheus_client import multiprocess
-    from registry.metrics import metrics, metrics_handler
+    from registry.http.metrics import metrics, metrics_handler
 
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = sys.argv[1]
     m = metrics()

@@ -11,7 +11,7 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient
 
-from registry.keys import MIRROR
+from registry.http.appkeys import MIRROR
 from tests.fake_upstream import FakeUpstream
 
 from .conftest import MakeClient

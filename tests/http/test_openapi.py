@@ -12,7 +12,7 @@ from aiohttp.test_utils import TestClient
 from openapi_spec_validator import validate
 from yarl import URL
 
-from registry.app import create_app
+from registry.http.app import create_app
 from registry.config import parse_config
 
 METHODS = {"get", "put", "post", "patch", "delete", "head"}

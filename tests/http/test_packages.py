@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
-from registry.keys import PACKAGES
+from registry.http.appkeys import PACKAGES
 
 from .conftest import MakeClient
 from .packages import make_tarball, packument, publish, publish_body, tarball_name

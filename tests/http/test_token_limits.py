@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
-from registry.auth import caches
-from registry.keys import DATABASE
-from registry.users import create_token as db_create_token
-from registry.users import token_pk
+from registry.http.auth import caches
+from registry.http.appkeys import DATABASE
+from registry.domain.users import create_token as db_create_token
+from registry.domain.users import token_pk
 
 from .conftest import MakeClient
 from .packages import path_of, publish
@@ -182,7 +182,7 @@ async def test_a_failing_last_used_write_never_fails_the_request(
     async def broken(*args: Any, **kwargs: Any) -> None:
         raise RuntimeError("database on fire")
 
-    monkeypatch.setattr("registry.ratelimit.touch_token", broken)
+    monkeypatch.setattr("registry.domain.ratelimit.touch_token", broken)
     assert await whoami_status(client, token) == 200
     await caches(client.server.app).last_used.drain()
     assert "could not record the last use of token" in caplog.text

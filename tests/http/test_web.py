@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
-from registry.web_pages import detail_path
-from registry.web_readme import render_readme
+from registry.http.web_pages import detail_path
+from registry.http.web_readme import render_readme
 
 from .conftest import MakeClient
 from .packages import path_of, publish, publish_body

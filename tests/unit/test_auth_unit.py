@@ -6,9 +6,9 @@ import base64
 
 import pytest
 
-from registry.auth import Identity, ip_allowed, is_allowed, log_path, parse_basic, parse_cidrs
-from registry.errors import Unauthorized
-from registry.users import (
+from registry.http.auth import Identity, ip_allowed, is_allowed, log_path, parse_basic, parse_cidrs
+from registry.domain.errors import Unauthorized
+from registry.domain.users import (
     check_password_sync,
     hash_password_sync,
     token_hash,

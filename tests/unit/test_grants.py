@@ -8,10 +8,10 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import make_mocked_request
 
-from registry.auth import Identity, client_address, grant_allows, may_read_package, require_grant
+from registry.http.auth import Identity, client_address, grant_allows, may_read_package, require_grant
 from registry.config import parse_config
-from registry.errors import Forbidden, TooManyRequests
-from registry.grants import (
+from registry.domain.errors import Forbidden, TooManyRequests
+from registry.domain.grants import (
     Grant,
     allows,
     covers,
@@ -22,8 +22,8 @@ from registry.grants import (
     parse_grants,
     stored_grants,
 )
-from registry.keys import CONFIG
-from registry.ratelimit import RateLimiter
+from registry.http.appkeys import CONFIG
+from registry.domain.ratelimit import RateLimiter
 from storage.base import ConfigError
 
 NOW = 1_700_000_000

@@ -14,8 +14,8 @@ from pathlib import Path
 import bcrypt
 import pytest
 
-from registry import users
-from registry.htpasswd import FOREIGN_PREFIX, md5_crypt, read_htpasswd, scheme_of, verify
+from registry.domain import users
+from registry.domain.htpasswd import FOREIGN_PREFIX, md5_crypt, read_htpasswd, scheme_of, verify
 from storage.sqlite import SqliteRegistryDatabase
 
 PASSWORD = "correct horse"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from registry.names import (
+from registry.domain.names import (
     is_safe_filename,
     is_semver_range,
     parse_tarball_filename,
@@ -13,7 +13,7 @@ from registry.names import (
     validate_dist_tag,
     validate_package_name,
 )
-from registry.packument import PublishError
+from registry.domain.packument import PublishError
 
 
 @pytest.mark.parametrize(

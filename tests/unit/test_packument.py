@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from registry.names import tarball_filename
-from registry.views import abbreviate, manifest_for, rewrite_tarball_urls
-from registry.packument import (
+from registry.domain.names import tarball_filename
+from registry.domain.packument_views import abbreviate, manifest_for, rewrite_tarball_urls
+from registry.domain.packument import (
     AttachmentInfo,
     PublishError,
     apply_publish,

@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from registry import tarball
-from registry.packument import PublishError
-from registry.tarball import inspect_tarball
+from registry.domain import tarball
+from registry.domain.packument import PublishError
+from registry.domain.tarball import inspect_tarball
 
 Files = dict[str, "bytes | str | dict[str, Any]"]
 

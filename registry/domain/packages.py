@@ -1,0 +1,377 @@
+"""Local packages: reading, rendering and every change to a packument.
+
+Every change goes through `update_packument(name, fn)`: read, apply a pure
+function, write with the token read, and on `Conflict` read and apply again.
+Handlers stay thin; this module is testable without HTTP.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import hashlib
+import logging
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+import orjson
+from cachetools import LRUCache, TTLCache
+
+from storage.base import Conflict, NotFound, PackageStore, RegistryDatabase
+
+from registry.domain.caches import TRIM_AFTER_BYTES, TarballCache, put_bounded, trimmed, weight_of
+from registry.config import CacheConfig
+from registry.domain.errors import ConflictError, ServiceUnavailable, error_for_status
+from registry.domain.names import tarball_filename
+from registry.domain.packument import PublishError
+from registry.domain.packument_views import abbreviate, rewrite_tarball_urls
+
+LOG = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 12
+# Both caches are weighted by bytes: the rendered variants by their own size,
+# parsed documents by an estimate of their Python objects.
+RENDER_CACHE_BYTES = 48 * 1024 * 1024
+# Parsed JSON takes about this many times its size in Python objects (21 MB
+# of JSON measured 87 MB): the budget holds ~24 MB of stored JSON, so the
+# largest real packuments stay parsed. Not keeping them costs more: every
+# variant and every TTL would parse the document again.
+DOCUMENT_CACHE_BYTES = 96 * 1024 * 1024
+PARSED_OVERHEAD = 4
+SERVED_ENTRIES = 100_000
+GZIP_MIN_BYTES = 1024
+# Documents at least this large are parsed, rendered and gzipped in a thread.
+LARGE_DOCUMENT = 256 * 1024
+RECENT_BASES = 4
+LOCATION_ENTRIES = 10_000
+
+FULL = "application/json"
+MIRROR_MARK = "_tarhold"  # uplinks.mirror marks mirrored documents with it
+ABBREVIATED = "application/vnd.npm.install-v1+json"
+
+
+def now_iso() -> str:
+    """Timestamps as the npm registry writes them: UTC with milliseconds and Z."""
+    moment = datetime.now(timezone.utc)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def revision(token: str, doc: dict[str, Any]) -> str:
+    """A CouchDB-style `_rev` derived from the stored version token."""
+    return f"{len(doc.get('time', {}))}-{hashlib.sha1(token.encode()).hexdigest()[:16]}"
+
+
+def is_mirrored(doc: dict[str, Any]) -> bool:
+    """A copy of an uplink's document (never a package published here)."""
+    mark = doc.get(MIRROR_MARK)
+    return isinstance(mark, dict) and "uplink" in mark
+
+
+def is_tombstone(doc: dict[str, Any]) -> bool:
+    """A fully unpublished package: its history is kept so versions are never reused."""
+    return not doc.get("versions") and "unpublished" in doc.get("time", {})
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """The bytes of one variant of a packument, built once, served many times."""
+
+    body: bytes
+    etag: str
+    gzipped: bytes | None = None
+
+
+@dataclass(frozen=True)
+class Current:
+    doc: dict[str, Any]
+    token: str
+    size: int = 0  # bytes of the stored JSON, when known
+
+
+@dataclass(frozen=True)
+class Known:
+    """What this process last read (or wrote) for a name, and when."""
+
+    current: Current
+    checked: float  # monotonic time storage last gave (or took) this document
+
+
+def as_registry_error(exc: PublishError) -> Exception:
+    return error_for_status(exc.status, exc.message)
+
+
+class Packages:
+    """Local packuments on a PackageStore, with the package list in the database.
+
+    Reads go through a read-through cache: for `cache.packument_ttl` after
+    storage last gave a document, `read` answers from memory, and `render`
+    answers with bytes built once per (document, base URL, variant). A change
+    made by this process replaces the entry at once; a change made by another
+    worker or instance is seen once the entry is older than the TTL.
+    """
+
+    def __init__(
+        self, store: PackageStore, db: RegistryDatabase, cache: CacheConfig | None = None
+    ) -> None:
+        cache = cache or CacheConfig()
+        self.store = store
+        self.db = db
+        self.ttl = cache.packument_ttl
+        self.conflicts = 0  # lost conditional writes that were retried
+        self.tarballs = TarballCache(cache.tarball_memory, cache.tarball_max_size, cache.packument_ttl)
+        self._known: LRUCache[str, Known] = LRUCache(
+            DOCUMENT_CACHE_BYTES, getsizeof=lambda k: max(k.current.size * PARSED_OVERHEAD, 1)
+        )
+        # name -> (token, until, uplink): what the last GET of `name` resolved to. Until
+        # then a GET serves those rendered bytes without resolving again.
+        self._served: LRUCache[str, tuple[str, float, str | None]] = LRUCache(SERVED_ENTRIES)
+        # Keyed by the token too: a token names exact bytes, so an entry is
+        # never stale, only unused.
+        self._rendered: LRUCache[tuple[str, str, str, str], Rendered] = LRUCache(
+            RENDER_CACHE_BYTES, getsizeof=lambda r: weight_of(r.body, r.gzipped) or 1
+        )
+        self._reading: dict[str, asyncio.Future[Current | None]] = {}
+        self._rendering: dict[tuple[str, str, str, str], asyncio.Future[Rendered]] = {}
+        # Redirect targets of stored tarballs (tarball_redirect), checked once a TTL.
+        self.locations: TTLCache[tuple[str, str], str] = TTLCache(LOCATION_ENTRIES, max(self.ttl, 0.001))
+        # The base URLs clients used lately: a change pre-renders for them.
+        self._bases: dict[str, None] = {}
+
+    # -- reading --------------------------------------------------------------
+
+    async def read(self, name: str, *, cached: bool = False) -> Current | None:
+        """The stored packument (tombstones included), or None.
+
+        `cached` (the read paths that serve clients) answers from memory
+        within the TTL of the last read, and concurrent misses for one name
+        share one storage read. Without it storage is always asked: a change
+        (publish, unpublish, dist-tag) must start from the truth, since the
+        request before it may have gone to another instance.
+        """
+        if cached:
+            known = self._known.get(name)
+            if known is not None and time.monotonic() - known.checked < self.ttl:
+                return known.current
+            pending = self._reading.get(name)
+            if pending is None:
+                pending = asyncio.ensure_future(self._load(name))
+                self._reading[name] = pending
+                pending.add_done_callback(lambda _: self._reading.pop(name, None))
+            # Shielded: a client that goes away does not cancel the others' read.
+            return await asyncio.shield(pending)
+        return await self._load(name)
+
+    async def _load(self, name: str) -> Current | None:
+        started = time.monotonic()
+        try:
+            stored = await self.store.read_packument(name)
+        except NotFound:
+            stored = None
+        known = self._known.get(name)
+        if known is not None and known.checked > started:
+            # A change (or a later read) landed while this read was under way:
+            # it is at least as new as what this read saw.
+            return known.current
+        if stored is None:
+            self._known.pop(name, None)
+            return None
+        if known is not None and known.current.token == stored.token:
+            current = known.current  # unchanged: no parse
+        else:
+            current = Current(await _loads(stored.data), stored.token, len(stored.data))
+        self.remember(name, current)
+        return current
+
+    def remember(self, name: str, current: Current) -> None:
+        """Make `current` what this process serves for `name`, as of now."""
+        put_bounded(self._known, name, Known(current, time.monotonic()))
+
+    async def read_live(self, name: str, *, cached: bool = False) -> Current | None:
+        """The packument, or None for a missing or fully unpublished package."""
+        current = await self.read(name, cached=cached)
+        if current is None or is_tombstone(current.doc):
+            return None
+        return current
+
+    async def render(self, name: str, current: Current, base: str, variant: str) -> Rendered:
+        """Full or abbreviated bytes with tarball URLs on `base`; built once per token."""
+        key = (name, current.token, base, variant)
+        rendered = self._rendered.get(key)
+        if rendered is not None:
+            return rendered
+        if base not in self._bases:
+            self._bases[base] = None
+            while len(self._bases) > RECENT_BASES:
+                del self._bases[next(iter(self._bases))]
+        pending = self._rendering.get(key)
+        if pending is None:
+            if current.size >= LARGE_DOCUMENT:
+                args = (render_bytes, current.doc, current.token, base, variant)
+                if current.size >= TRIM_AFTER_BYTES:
+                    args = (trimmed, *args)
+                pending = asyncio.ensure_future(asyncio.to_thread(*args))
+            else:
+                pending = asyncio.get_running_loop().create_future()
+                pending.set_result(render_bytes(current.doc, current.token, base, variant))
+            self._rendering[key] = pending
+            pending.add_done_callback(lambda _: self._rendering.pop(key, None))
+        rendered = await asyncio.shield(pending)
+        put_bounded(self._rendered, key, rendered)
+        return rendered
+
+    def hot(self, name: str, base: str, variant: str) -> tuple[Rendered, str | None] | None:
+        """The bytes a GET of `name` served lately, if still right and held, with the
+        uplink the document came from (None: local). No I/O, no lookups."""
+        served = self._served.get(name)
+        if served is None or time.monotonic() >= served[1]:
+            return None
+        rendered = self._rendered.get((name, served[0], base, variant))
+        return None if rendered is None else (rendered, served[2])
+
+    def served(self, name: str, current: Current, fresh_for: float = float("inf")) -> None:
+        """A GET resolved `name` to `current`, which stays right for `fresh_for` seconds
+        more (a mirrored copy's remaining maxage); `hot` serves it for at most the TTL."""
+        known = self._known.get(name)
+        if known is not None and known.current.token != current.token:
+            return  # changed while that GET was under way: serve the change
+        lifetime = min(self.ttl, fresh_for)
+        if lifetime > 0:
+            uplink = current.doc[MIRROR_MARK]["uplink"] if is_mirrored(current.doc) else None
+            self._served[name] = (current.token, time.monotonic() + lifetime, uplink)
+
+    async def prerender(self, name: str, current: Current) -> None:
+        """Build every variant clients asked for lately, so the next GET only sends bytes."""
+        if is_tombstone(current.doc):
+            return
+        for base in list(self._bases):
+            for variant in (FULL, ABBREVIATED):
+                await self.render(name, current, base, variant)
+
+    # -- writing --------------------------------------------------------------
+
+    async def update_packument(
+        self,
+        name: str,
+        fn: Callable[[dict[str, Any] | None], dict[str, Any]],
+    ) -> tuple[dict[str, Any], dict[str, Any] | None]:
+        """Read → fn → conditional write, retried on Conflict; returns (new, old).
+
+        `fn` receives the current document (None when there is none) and
+        returns the new one; it raises to refuse the change. It may run more
+        than once, so it must be pure.
+        """
+        for attempt in range(MAX_ATTEMPTS):
+            current = await self.read(name)
+            old = current.doc if current else None
+            new = fn(old)
+            data = orjson.dumps(new)
+            try:
+                if current is None:
+                    token = await self.store.write_packument(name, data, if_absent=True)
+                else:
+                    token = await self.store.write_packument(name, data, if_match=current.token)
+            except Conflict:
+                # Someone else wrote first: back off a little, re-read, re-apply.
+                self.conflicts += 1
+                LOG.debug("conflict writing %s (attempt %d); re-reading", name, attempt + 1)
+                await asyncio.sleep(random.uniform(0, 0.02 * (attempt + 1)))
+                continue
+            await self.changed(name, Current(new, token, len(data)), old)
+            return new, old
+        raise ServiceUnavailable(f"too many concurrent changes to {name}; try again")
+
+    async def changed(self, name: str, current: Current, old: dict[str, Any] | None) -> None:
+        """This process wrote `current`: serve it at once, pre-rendered, and
+        drop held tarballs of versions it no longer has."""
+        self.remember(name, current)
+        self._served.pop(name, None)
+        if old is not None:
+            kept = current.doc.get("versions") or {}
+            for version in set(old.get("versions") or {}) - set(kept):
+                filename = tarball_filename(name, version)
+                self.tarballs.forget(name, filename)
+                self.locations.pop((name, filename), None)
+        await self.prerender(name, current)
+
+    async def record_package(self, doc: dict[str, Any]) -> None:
+        """Keep the package list entry (search reads it) in step with the packument."""
+        name = doc["name"]
+        if is_tombstone(doc):
+            try:
+                await self.db.delete("PACKAGE", name)
+            except NotFound:
+                pass
+            return
+        latest = doc.get("dist-tags", {}).get("latest")
+        manifest = doc.get("versions", {}).get(latest, {}) if latest else {}
+        entry = {
+            "name": name,
+            "local": True,
+            "version": latest,
+            "description": manifest.get("description", doc.get("description", "")),
+            "keywords": manifest.get("keywords", doc.get("keywords", [])) or [],
+            "maintainers": doc.get("maintainers", []),
+            "created": doc.get("time", {}).get("created"),
+            "modified": doc.get("time", {}).get("modified"),
+            "date": doc.get("time", {}).get(latest) if latest else None,
+            "links": {k: v for k, v in {
+                "homepage": manifest.get("homepage"),
+                "repository": _repository_url(manifest.get("repository")),
+                "bugs": (manifest.get("bugs") or {}).get("url")
+                if isinstance(manifest.get("bugs"), dict) else manifest.get("bugs"),
+            }.items() if isinstance(v, str)},
+            "publisher": manifest.get("_npmUser"),
+        }
+        await self.db.put("PACKAGE", name, entry)
+
+    async def reserve_version(self, name: str, version: str) -> None:
+        """Only one request at a time may publish a given version (any instance)."""
+        try:
+            await self.db.put(
+                f"PUBLISH#{name}", version, {"started": now_iso()},
+                if_absent=True, expires=int(time.time()) + 600,
+            )
+        except Conflict:
+            raise ConflictError(
+                f"{name}@{version} is being published by another request"
+            ) from None
+
+    async def release_version(self, name: str, version: str) -> None:
+        try:
+            await self.db.delete(f"PUBLISH#{name}", version)
+        except NotFound:
+            pass
+
+
+def render_bytes(doc: dict[str, Any], token: str, base: str, variant: str) -> Rendered:
+    """The bytes, gzip and strong ETag of one variant of a document (pure; may run in a thread)."""
+    view = rewrite_tarball_urls(doc, base)
+    view.pop(MIRROR_MARK, None)
+    if variant == ABBREVIATED:
+        view = abbreviate(view)
+    else:
+        view = {**view, "_rev": revision(token, doc)}
+    body = orjson.dumps(view)
+    digest = hashlib.sha256(body).hexdigest()[:32]
+    gzipped = gzip.compress(body, 6) if len(body) >= GZIP_MIN_BYTES else None
+    return Rendered(body, f'"{digest}"', gzipped)
+
+
+def _repository_url(repository: Any) -> str | None:
+    if isinstance(repository, dict):
+        url = repository.get("url")
+        return url if isinstance(url, str) else None
+    return repository if isinstance(repository, str) else None
+
+
+async def _loads(data: bytes) -> dict[str, Any]:
+    # Multi-MB documents are parsed off the event loop.
+    if len(data) >= TRIM_AFTER_BYTES:
+        return await asyncio.to_thread(trimmed, orjson.loads, data)
+    if len(data) >= LARGE_DOCUMENT:
+        return await asyncio.to_thread(orjson.loads, data)
+    return orjson.loads(data)

@@ -1,0 +1,211 @@
+"""The application factory: `create_app(config)` wires storage, routes and middleware."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import random
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+from aiohttp import web
+from aiohttp.abc import AbstractAccessLogger
+
+from storage.backends import build_backends
+from storage.base import NotFound, StorageError
+
+from registry.config import Config
+from registry.http.auth import log_path
+from registry.domain.errors import RegistryError
+from registry.domain import usage as access
+from registry.http import api_docs
+from registry.http import bootstrap
+from registry.http import routes_admin
+from registry.http import routes_auth
+from registry.http import routes_packages
+from registry.http import routes_uplink
+from registry.http import routes_search as search
+from registry.http.appkeys import CONFIG, DATABASE, MIRROR, PACKAGES, SECRET, STORE
+from registry.http import metrics
+from registry.http.metrics_storage import instrument_storage
+from registry.domain.packages import Packages
+from registry.http.logs import REQUEST_ID
+from registry.domain.rules import storage_folder
+from registry.domain.secret import ensure_secret
+from registry.http import web as web_ui
+
+LOG = logging.getLogger(__name__)
+ACCESS_LOG = logging.getLogger("tarhold.access")
+
+
+HEALTH_TIMEOUT = 5.0
+REQUEST_ID_HEADER = "X-Request-Id"
+DROPPED_HEADERS = frozenset({"content-type", "content-length"})
+SAFE_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def json_error(status: int, message: str, headers: dict[str, str] | None = None) -> web.Response:
+    return web.json_response({"error": message}, status=status, headers=headers)
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Request id, one access line, and every failure rendered as `{"error": ...}`."""
+    incoming = request.headers.get(REQUEST_ID_HEADER, "")
+    # Ids only correlate lines; they guard nothing, so no urandom call per request.
+    request_id = incoming if incoming and SAFE_REQUEST_ID.fullmatch(incoming) else f"{random.getrandbits(64):016x}"
+    request["request_id"] = request_id
+    token = REQUEST_ID.set(request_id)
+    response: web.StreamResponse
+    try:
+        try:
+            response = await handler(request)
+        except web.HTTPException as exc:
+            if exc.status < 400:
+                raise
+            message = exc.reason if exc.status != 404 else "not found"
+            kept = {k: v for k, v in exc.headers.items() if k.lower() not in DROPPED_HEADERS}
+            response = json_error(exc.status, message, kept)
+        except RegistryError as exc:
+            response = json_error(exc.status, exc.message, exc.headers)
+        except NotFound as exc:
+            response = json_error(404, str(exc) or "not found")
+        except StorageError:
+            LOG.exception("storage failed")
+            response = json_error(503, f"storage is unavailable (request id {request_id})")
+        except (asyncio.CancelledError, ConnectionResetError):
+            raise
+        except Exception:
+            path = request.get("log_path") or log_path(request.path)  # never a token
+            LOG.exception("unhandled error in %s %s", request.method, path)
+            response = json_error(500, f"internal error (request id {request_id})")
+        if not response.prepared:
+            response.headers[REQUEST_ID_HEADER] = request_id
+        return response
+    finally:
+        REQUEST_ID.reset(token)
+
+
+class AccessLogger(AbstractAccessLogger):
+    """One line per request, written after the body went out (so bytes are exact)."""
+
+    def log(self, request: web.BaseRequest, response: web.StreamResponse, duration: float) -> None:
+        request_id = request.get("request_id", "-")
+        token = REQUEST_ID.set(request_id)
+        try:
+            user = request.get("user") or "-"
+            # The auth middleware's masked path: npm logout puts a token in the URL.
+            path = request.get("log_path") or log_path(request.rel_url.path)
+            duration_ms = round(duration * 1000, 1)
+            # body_length counts the header bytes too; prefer the body's own size.
+            size = response.content_length
+            if size is None:
+                size = response.body_length
+            self.logger.info(
+                "%s %s %s %s %.1fms %s",
+                request.method, path, response.status, size, duration_ms, user,
+                extra={
+                    "method": request.method, "path": path,
+                    "status": response.status, "bytes": size,
+                    "duration_ms": duration_ms, "user": user,
+                },
+            )
+        finally:
+            REQUEST_ID.reset(token)
+
+
+SERVER_KWARGS = {"access_log_class": AccessLogger, "access_log": ACCESS_LOG}
+
+
+async def ping(request: web.Request) -> web.Response:
+    return web.json_response({})
+
+
+async def health(request: web.Request) -> web.Response:
+    app = request.app
+    checks = {"store": app[STORE].check_health(), "database": app[DATABASE].check_health()}
+    results: dict[str, dict[str, str]] = {}
+    healthy = True
+    for name, check in checks.items():
+        try:
+            await asyncio.wait_for(check, HEALTH_TIMEOUT)
+            results[name] = {"status": "ok"}
+        except (StorageError, asyncio.TimeoutError) as exc:
+            healthy = False
+            results[name] = {"status": "error", "error": str(exc) or "timed out"}
+    # Uplinks come from their circuit breakers, never from a call upstream: an
+    # uplink that is down leaves the instance serving what it holds, so it is
+    # "degraded" (still 200); only a failing store or database makes a 503.
+    uplinks = metrics.uplink_health(app[MIRROR])
+    status = "error" if not healthy else "degraded" if any(
+        u["status"] != "ok" for u in uplinks.values()) else "ok"
+    return web.json_response(
+        {"status": status, "checks": results, "uplinks": uplinks}, status=200 if healthy else 503
+    )
+
+
+def create_app(config: Config) -> web.Application:
+    """The whole registry for one config; storage opens on startup, closes on cleanup."""
+    app = web.Application(
+        middlewares=[metrics.metrics_middleware(config.url_prefix), error_middleware],
+        client_max_size=config.max_body_size,
+    )
+    app[CONFIG] = config
+    store, database = build_backends(
+        config.store.backend,
+        path=config.store.path,
+        section=config.store.section,
+        folder=storage_folder(config.packages),
+    )
+    store, database = instrument_storage(store, database)  # tarhold_storage_* metrics
+    app[STORE] = store
+    app[DATABASE] = database
+    app[PACKAGES] = Packages(store, database, config.cache)
+    access.setup(app, database)  # last-access stamps for `tarhold gc`
+    from uplinks.mirror import Mirror
+
+    app[MIRROR] = Mirror(app[PACKAGES], config.uplinks)
+    metrics.observe_mirror(app[MIRROR])
+    app.cleanup_ctx.append(storage_ctx)
+    app.cleanup_ctx.append(mirror_ctx)
+    app.router.add_get("/-/ping", ping)
+    app.router.add_get("/health", health)
+    metrics.setup(app)  # GET /-/metrics, anonymous like /-/ping
+    routes_auth.install(app)
+    routes_admin.setup(app)
+    api_docs.setup(app)
+    bootstrap.setup(app)  # reads TARHOLD_ADMIN_*; creates the first admin once storage is open
+    search.setup(app)
+    routes_uplink.setup(app)
+    web_ui.setup(app)  # `/` and /-/web/...: before the catch-all
+    routes_packages.setup(app)  # last: its catch-all route takes whatever is left
+    return app
+
+
+async def mirror_ctx(app: web.Application) -> AsyncIterator[None]:
+    mirror = app[MIRROR]
+    # Every instance of one deployment shares the secret, so they share the
+    # Via token that stops two registries proxying each other from looping.
+    mirror.via_id = hashlib.sha256(app[SECRET].encode()).hexdigest()[:12]
+    await mirror.start()
+    try:
+        yield
+    finally:
+        await mirror.close()
+
+
+async def storage_ctx(app: web.Application) -> AsyncIterator[None]:
+    store, database = app[STORE], app[DATABASE]
+    await store.open()
+    try:
+        await database.open()
+        try:
+            app[SECRET] = await ensure_secret(database)
+            yield
+        finally:
+            await database.close()
+    finally:
+        await store.close()

@@ -1,0 +1,22 @@
+"""Typed application state keys, in one place so every module can import them."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+from storage.base import PackageStore, RegistryDatabase
+
+from registry.config import Config
+from registry.domain.packages import Packages
+
+if TYPE_CHECKING:
+    from uplinks.mirror import Mirror
+
+CONFIG = web.AppKey("config", Config)
+STORE = web.AppKey("store", PackageStore)
+DATABASE = web.AppKey("database", RegistryDatabase)
+SECRET = web.AppKey("secret", str)
+PACKAGES = web.AppKey("packages", Packages)
+MIRROR: web.AppKey[Mirror] = web.AppKey("mirror")

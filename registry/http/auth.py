@@ -1,0 +1,398 @@
+"""Who is asking: bearer tokens and Basic credentials, and what a principal may do.
+
+`auth_middleware` sets `request["identity"]` (an Identity, or None for an
+anonymous request) and `request["user"]` (the name the access log prints).
+Handlers then call `require_user`, `is_allowed` (the `packages:` rules) and
+`require_grant` (the token's own limits: read-only, grants).
+
+A bearer token is checked, in this order: known (401), not expired (401
+"token expired"), used from its CIDR whitelist (403; X-Forwarded-For only as
+`auth.trust_forwarded_for` allows), within its rate limit (429 with
+Retry-After). Its `last_used` is then recorded, coalesced (ratelimit.py).
+
+Lookups are cached per app instance, never negatively:
+- a token for TOKEN_TTL seconds, so a token revoked on any instance stops
+  working everywhere within 5 s;
+- a verified user/password pair for PASSWORD_TTL seconds, so scrypt does not
+  run on every request of a client using `_auth` in its .npmrc.
+
+Nothing here logs a token, a password or an Authorization header.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import ipaddress
+import re
+import secrets
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+from cachetools import TTLCache
+
+from registry.domain.errors import Forbidden, RegistryError, Unauthorized
+from registry.domain.grants import Grant, allows, stored_grants
+from registry.http.appkeys import CONFIG, DATABASE
+from registry.domain.ratelimit import LastUsedRecorder, RateLimiter
+from registry.domain.rules import ALL, ANONYMOUS, AUTHENTICATED
+from registry.domain.users import lookup_token, token_hash, verify_password
+
+TOKEN_TTL = 4.0
+PASSWORD_TTL = 60.0
+CACHE_SIZE = 10_000
+
+INVALID_TOKEN = "invalid, expired or revoked token; log in again with `npm login`"
+TOKEN_EXPIRED = "token expired; create a new one with `npm token create`, or log in again with `npm login`"
+BAD_CREDENTIALS = "bad username or password"
+
+# Never authenticated: load balancers and `npm ping` hit these constantly.
+UNAUTHENTICATED_PATHS = frozenset({"/-/ping", "/health", "/-/metrics"})
+# Where stale credentials must not get in the way: logging in again (npm
+# sends the old token along), logging out, and the web login flow.
+LENIENT = re.compile(
+    r"^/-/user/org\.couchdb\.user:[^/]+(/-rev/[^/]+)?$|^/-/user/token/[^/]+$|^/-/v1/(login|done)(/|$)"
+)
+# Paths whose last segment may be a token in clear (npm logout, `npm token revoke <token>`).
+SECRET_PATHS = re.compile(r"^(/-/user/token/|/-/npm/v1/tokens/token/)[^/]+$")
+TOKEN_KEY = re.compile(r"[0-9a-f]{32}")
+# The web UI's session cookie: it holds a read-only tarhold token (web.py).
+SESSION_COOKIE = "tarhold_session"
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@dataclass(frozen=True)
+class Identity:
+    """An authenticated principal: the user, and the token's limits if a token was used.
+
+    `grants` None: the user's full rights (passwords, and tokens from `npm
+    login` or `npm token create` without grants). `str(grant)` gives a
+    grant's string form back.
+    """
+
+    user: str
+    token_key: str | None = None
+    readonly: bool = False
+    grants: tuple[Grant, ...] | None = None
+
+
+@dataclass
+class AuthCaches:
+    """Per-instance caches of successful lookups (never of failures)."""
+
+    tokens: TTLCache[str, dict[str, Any]] = field(
+        default_factory=lambda: TTLCache(maxsize=CACHE_SIZE, ttl=TOKEN_TTL)
+    )
+    passwords: TTLCache[tuple[str, str], bool] = field(
+        default_factory=lambda: TTLCache(maxsize=CACHE_SIZE, ttl=PASSWORD_TTL)
+    )
+    # Keys the password cache, so memory never holds a plain hash of a password.
+    pepper: bytes = field(default_factory=lambda: secrets.token_bytes(32))
+    limiter: RateLimiter = field(default_factory=RateLimiter)
+    last_used: LastUsedRecorder = field(default_factory=LastUsedRecorder)
+
+    def password_key(self, user: str, password: str) -> tuple[str, str]:
+        return user, hmac.new(self.pepper, password.encode(), hashlib.sha256).hexdigest()
+
+    def forget_token(self, digest: str) -> None:
+        self.tokens.pop(digest, None)
+
+    def forget_user(self, user: str) -> None:
+        """Drop a user's cached passwords (after a password change on this instance)."""
+        for key in [k for k in self.passwords if k[0] == user]:
+            self.passwords.pop(key, None)
+
+
+AUTH_CACHES = web.AppKey("auth_caches", AuthCaches)
+
+
+def caches(app: web.Application) -> AuthCaches:
+    """The app's AuthCaches, created on first use."""
+    if AUTH_CACHES not in app:
+        app[AUTH_CACHES] = AuthCaches()
+    return app[AUTH_CACHES]
+
+
+async def authenticate(request: web.Request) -> Identity | None:
+    """The Identity the request's Authorization header proves; None when it has none.
+
+    Raises Unauthorized for credentials that do not check out, Forbidden for
+    a token used from outside its CIDR whitelist.
+    """
+    header = request.headers.get("Authorization", "").strip()
+    if not header:
+        return None
+    scheme, _, value = header.partition(" ")
+    scheme, value = scheme.lower(), value.strip()
+    if scheme == "bearer":
+        return await _bearer(request, value)
+    if scheme == "basic":
+        return await _basic(request, value)
+    raise Unauthorized("unsupported authorization scheme; use a token or a username and password")
+
+
+async def _bearer(request: web.Request, token: str) -> Identity:
+    if not token:
+        raise Unauthorized(INVALID_TOKEN)
+    state = caches(request.app)
+    digest = token_hash(token)
+    record = state.tokens.get(digest)
+    if record is None:
+        record = await lookup_token(request.app[DATABASE], token)
+        if record is None:
+            raise Unauthorized(INVALID_TOKEN)
+        state.tokens[digest] = record
+    expires = record.get("expires")
+    if expires is not None and expires <= time.time():
+        raise Unauthorized(TOKEN_EXPIRED)
+    cidrs = record.get("cidr_whitelist")
+    if cidrs and not ip_allowed(client_address(request), cidrs):
+        raise Forbidden("this token is not allowed from your IP address")
+    user, key = str(record["user"]), str(record["key"])
+    per_minute = token_rate_limit(record, request.app[CONFIG].auth.rate_limit)
+    if per_minute is not None:
+        state.limiter.check(key, per_minute)
+    state.last_used.seen(request.app[DATABASE], user, key)
+    grants = record.get("grants")
+    return Identity(
+        user=user,
+        token_key=key,
+        readonly=bool(record.get("readonly")),
+        grants=stored_grants(tuple(grants)) if grants is not None else None,
+    )
+
+
+def token_rate_limit(record: dict[str, Any], default: int | None) -> int | None:
+    """Requests per minute for a token: its own `rate_limit` when it has one, else the config's."""
+    own = record.get("rate_limit")
+    if isinstance(own, int) and not isinstance(own, bool) and own > 0:
+        return own
+    return default
+
+
+def client_address(request: web.Request) -> str | None:
+    """The client's IP address for CIDR checks: the peer, or X-Forwarded-For when trusted.
+
+    `auth.trust_forwarded_for: true` trusts the one proxy in front: the
+    header's last entry is the address that proxy saw. With a list of proxy
+    CIDRs the header counts only when the peer is one of them, and the client
+    is the last entry that is not (entries left of it could be forged).
+    """
+    auth = request.app[CONFIG].auth
+    remote = request.remote
+    if not auth.trust_forwarded_for:
+        return remote
+    proxies = auth.trusted_proxies
+    if proxies and not ip_allowed(remote, proxies):
+        return remote
+    hops = [h.strip() for v in request.headers.getall("X-Forwarded-For", []) for h in v.split(",")]
+    hops = [h for h in hops if h]
+    if not hops:
+        return remote
+    if not proxies:
+        return hops[-1]
+    for hop in reversed(hops):
+        if not ip_allowed(hop, proxies):
+            return hop
+    return hops[0]
+
+
+def parse_basic(value: str) -> tuple[str, str]:
+    """(user, password) from a Basic credential; raises Unauthorized when malformed."""
+    try:
+        decoded = base64.b64decode(value, validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        raise Unauthorized("malformed basic authorization header") from None
+    user, sep, password = decoded.partition(":")
+    if not sep or not user or not password:
+        raise Unauthorized("malformed basic authorization header")
+    return user, password
+
+
+async def _basic(request: web.Request, value: str) -> Identity:
+    user, password = parse_basic(value)
+    cache = caches(request.app)
+    key = cache.password_key(user, password)
+    if key not in cache.passwords:
+        if await verify_password(request.app[DATABASE], user, password) is None:
+            raise Unauthorized(BAD_CREDENTIALS)
+        cache.passwords[key] = True
+    return Identity(user=user)
+
+
+def ip_allowed(remote: str | None, cidrs: Sequence[str]) -> bool:
+    """Whether `remote` lies in one of `cidrs`; an unparsable address is never allowed."""
+    if not remote:
+        return False
+    try:
+        address = ipaddress.ip_address(remote)
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    for cidr in cidrs:
+        try:
+            if address in ipaddress.ip_network(cidr, strict=False):
+                return True
+        except ValueError:
+            continue
+    return False
+
+
+def parse_cidrs(values: Any) -> list[str]:
+    """Validated, normalized CIDR entries from a request body; raises ValueError naming the bad one."""
+    if values is None:
+        return []
+    if isinstance(values, str):
+        values = [v for v in re.split(r",\s*", values) if v]
+    if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+        raise ValueError("cidr_whitelist must be a list of CIDR strings")
+    networks = []
+    for value in values:
+        try:
+            networks.append(str(ipaddress.ip_network(value.strip(), strict=False)))
+        except ValueError:
+            raise ValueError(f"invalid CIDR entry: {value}") from None
+    return networks
+
+
+def log_path(path: str) -> str:
+    """The request path as the access log may print it: tokens in a path are masked."""
+    match = SECRET_PATHS.match(path)
+    if match is None:
+        return path
+    last = path[match.end(1):]
+    if match.group(1) == "/-/npm/v1/tokens/token/" and TOKEN_KEY.fullmatch(last):
+        return path
+    return match.group(1) + "***"
+
+
+@web.middleware
+async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Set request["identity"] and request["user"], or refuse bad credentials."""
+    request["log_path"] = log_path(request.path)
+    if request.path in UNAUTHENTICATED_PATHS:
+        request["identity"] = None
+        return await handler(request)
+    try:
+        identity = await authenticate(request)
+    except RegistryError:
+        if not LENIENT.match(request.path):
+            raise
+        identity = None
+    if identity is None and "Authorization" not in request.headers and is_web_page_read(request):
+        identity = await session_identity(request)
+    request["identity"] = identity
+    request["user"] = identity.user if identity else None
+    return await handler(request)
+
+
+def is_web_page_read(request: web.Request) -> bool:
+    """A GET or HEAD of the web UI (`/`, `/-/web/...`): the only requests the session cookie counts for.
+
+    A browser sends cookies on cross-site requests too, so a cookie honoured
+    by the npm API (or by any write) would let other sites act as the user.
+    """
+    if request.method not in ("GET", "HEAD"):
+        return False
+    path = request.path
+    prefix = request.app[CONFIG].url_prefix
+    if prefix and (path == prefix or path.startswith(prefix + "/")):
+        path = path[len(prefix):] or "/"
+    return path == "/" or path.startswith("/-/web/")
+
+
+async def session_identity(request: web.Request) -> Identity | None:
+    """The Identity of the web session cookie (a read-only tarhold token, see web.py); None when stale."""
+    token = request.cookies.get(SESSION_COOKIE, "")
+    if not token:
+        return None
+    try:
+        return await _bearer(request, token)
+    except RegistryError:
+        return None  # expired or revoked: the page shows the visitor as signed out
+
+
+def identity_of(request: web.Request) -> Identity | None:
+    """The Identity auth_middleware found for the request (None: anonymous)."""
+    identity = request.get("identity")
+    return identity if isinstance(identity, Identity) else None
+
+
+def is_allowed(identity: Identity | None, principals: Sequence[str]) -> bool:
+    """Whether `identity` is one of `principals` (`$all`, `$anonymous`, `$authenticated`, names)."""
+    for principal in principals:
+        if principal == ALL:
+            return True
+        if principal == ANONYMOUS and identity is None:
+            return True
+        if identity is not None and principal in (AUTHENTICATED, identity.user):
+            return True
+    return False
+
+
+def require_user(request: web.Request) -> Identity:
+    """The request's Identity; 401 "authentication required" when anonymous."""
+    identity = identity_of(request)
+    if identity is None:
+        raise Unauthorized("authentication required; log in with `npm login`")
+    return identity
+
+
+def require_write(identity: Identity) -> None:
+    """403 when the identity came from a read-only token."""
+    if identity.readonly:
+        raise Forbidden("this token is read-only")
+
+
+def grant_allows(
+    identity: Identity | None, kind: str, target: str, *, write: bool, anonymous_ok: bool = False
+) -> bool:
+    """Whether the token's own limits let `identity` read or write `target`.
+
+    `kind` is "pkg" (target: a package name) or "user" (target: a user name).
+    Anonymous requests and full-rights tokens have no limits here (the
+    `packages:` rules decide). `anonymous_ok` says anonymous requests may do
+    this too (a package everyone may read): a grant never takes away what
+    leaving the token out of the request would give.
+    """
+    if identity is None:
+        return True
+    if write and identity.readonly:
+        return False
+    if identity.grants is None or (anonymous_ok and not write):
+        return True
+    return allows(identity.grants, kind, target, write=write)
+
+
+def require_grant(
+    identity: Identity | None, kind: str, target: str, *, write: bool, anonymous_ok: bool = False
+) -> None:
+    """403 with a message npm prints when the token may not do this (see grant_allows).
+
+    Called at every enforcement point: package reads and writes (routes_packages,
+    changes, search), the user's own account and tokens (routes_auth).
+    """
+    if grant_allows(identity, kind, target, write=write, anonymous_ok=anonymous_ok):
+        return
+    if write and identity is not None and identity.readonly:
+        raise Forbidden("this token is read-only")
+    level = "read+write" if write else "read"
+    if kind == "pkg":
+        action = "write" if write else "read"
+        raise Forbidden(f"this token may not {action} {target}: it has no pkg:{level} grant that covers it")
+    action = "change" if write else "read"
+    raise Forbidden(f"this token may not {action} user {target}: it has no user:{level} grant for ~{target}")
+
+
+def may_read_package(identity: Identity | None, name: str, access: Sequence[str]) -> bool:
+    """The rules' `access` and the token's grants both let `identity` read package `name`."""
+    return is_allowed(identity, access) and grant_allows(
+        identity, "pkg", name, write=False, anonymous_ok=is_allowed(None, access)
+    )

@@ -1,0 +1,266 @@
+"""Changes to a published package: deprecate, owners, unpublish, dist-tags.
+
+Each is one call to `Packages.update_packument` with a pure function from
+`packument.py`; permissions are checked here, against the rules and the
+package's maintainers.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from storage.base import NotFound
+
+from registry.http.auth import is_allowed, require_grant, require_user, require_write
+from registry.domain.errors import BadRequest, Forbidden, NotFoundError
+from registry.http.appkeys import CONFIG, PACKAGES
+from registry.domain.names import parse_tarball_filename, tarball_filename, validate_package_name
+from registry.domain.packages import Packages, as_registry_error, is_mirrored, now_iso
+from registry.domain.packument import PublishError, apply_update, remove_dist_tag, set_dist_tag, unpublish_all
+from registry.domain.publish import check_maintainer
+from registry.domain.rules import rule_for
+from registry.http.urls import split_package_path
+
+LOG = logging.getLogger(__name__)
+
+
+def packages_of(request: web.Request) -> Packages:
+    return request.app[PACKAGES]
+
+
+def _principals(request: web.Request, name: str, action: str) -> tuple[str, ...]:
+    rule = rule_for(request.app[CONFIG].packages, name)
+    if rule is None:
+        raise NotFoundError(f"no such package available: {name}")
+    return {"access": rule.access, "publish": rule.publish, "unpublish": rule.unpublish}[action]
+
+
+def authorize(request: web.Request, name: str, action: str) -> str:
+    """The acting user, allowed by the rules to `action` (publish or unpublish) `name`."""
+    identity = require_user(request)
+    require_write(identity)
+    require_grant(identity, "pkg", name, write=True)
+    if not is_allowed(identity, _principals(request, name, action)):
+        raise Forbidden(f"{identity.user} may not {action} package {name}")
+    return identity.user
+
+
+def local_change(
+    name: str, user: str | None, change: Callable[[dict[str, Any]], dict[str, Any]]
+) -> Callable[[dict[str, Any] | None], dict[str, Any]]:
+    """Wrap a pure change for update_packument: only published packages, only by
+    their maintainers (`user=None` skips that check), refusals as HTTP errors."""
+
+    def apply(doc: dict[str, Any] | None) -> dict[str, Any]:
+        if doc is None or not doc.get("versions"):
+            raise NotFoundError(f"package {name} not found")
+        if is_mirrored(doc):
+            raise Forbidden(f"{name} is mirrored from an uplink; it can only be changed there")
+        if user is not None:
+            check_maintainer(doc, user)
+        try:
+            return change(doc)
+        except PublishError as exc:
+            raise as_registry_error(exc) from None
+
+    return apply
+
+
+async def _live_or_404(packages: Packages, name: str) -> None:
+    if await packages.read_live(name) is None:
+        raise NotFoundError(f"package {name} not found")
+
+
+async def change_packument(request: web.Request, name: str, body: dict[str, Any]) -> web.Response:
+    """PUT /{name}/-rev/{rev}: the whole document back, with versions removed,
+    deprecations, maintainers or stars changed (npm unpublish/deprecate/owner/star)."""
+    packages = packages_of(request)
+    current = await packages.read_live(name)
+    if current is None:
+        raise NotFoundError(f"package {name} not found")
+    if set(body) <= STAR_KEYS and "users" in body:
+        return await star(request, name, body)
+    removing = (
+        set(current.doc.get("versions", {})) - set(body["versions"] or {})
+        if "versions" in body else set()
+    )
+    user = authorize(request, name, "unpublish" if removing else "publish")
+    stamp = now_iso()
+
+    apply = local_change(name, user, lambda doc: apply_update(doc, body, now=stamp).packument)
+    new, old = await packages.update_packument(name, apply)
+    await _after_change(packages, name, new, old)
+    return web.json_response({"ok": "package changed", "success": True}, status=201)
+
+
+STAR_KEYS = frozenset({"_id", "_rev", "users", "name"})
+
+
+async def star(request: web.Request, name: str, body: dict[str, Any]) -> web.Response:
+    """npm star/unstar: any reader may add or remove their own entry, nobody else's."""
+    identity = require_user(request)
+    require_write(identity)
+    require_grant(identity, "pkg", name, write=True)
+    if not is_allowed(identity, _principals(request, name, "access")):
+        raise Forbidden(f"{identity.user} may not access package {name}")
+    users = body.get("users")
+    if not isinstance(users, dict):
+        raise BadRequest("users must be an object")
+    starred = bool(users.get(identity.user))
+    packages = packages_of(request)
+
+    def toggle(doc: dict[str, Any]) -> dict[str, Any]:
+        stars = dict(doc.get("users") or {})
+        if starred:
+            stars[identity.user] = True
+        else:
+            stars.pop(identity.user, None)
+        return {**doc, "users": stars}
+
+    await packages.update_packument(name, local_change(name, None, toggle))
+    return web.json_response({"ok": "stars updated", "success": True}, status=201)
+
+
+async def _after_change(
+    packages: Packages, name: str, new: dict[str, Any], old: dict[str, Any] | None
+) -> None:
+    # Tarballs of versions the change removed go too (npm also sends a DELETE
+    # for them; whichever comes second finds nothing to do).
+    removed = set((old or {}).get("versions", {})) - set(new.get("versions", {}))
+    for version in sorted(removed):
+        try:
+            await packages.store.delete_tarball(name, tarball_filename(name, version))
+        except NotFound:
+            pass
+    await packages.record_package(new)
+
+
+async def unpublish_package(request: web.Request, name: str) -> web.Response:
+    """DELETE /{name}/-rev/{rev}: the whole package goes; its history stays as a
+    tombstone so no version of it can be published again."""
+    packages = packages_of(request)
+    user = authorize(request, name, "unpublish")
+    stamp = now_iso()
+
+    tombstone = local_change(name, user, lambda doc: unpublish_all(doc, now=stamp, user=user).packument)
+    new, old = await packages.update_packument(name, tombstone)
+    for filename in await packages.store.list_files(name):
+        if parse_tarball_filename(name, filename) is not None:
+            try:
+                await packages.store.delete_tarball(name, filename)
+            except NotFound:
+                pass
+    await packages.record_package(new)
+    LOG.info("unpublished %s by %s", name, user)
+    return web.json_response({"ok": "package removed", "success": True})
+
+
+async def unpublish_tarball(request: web.Request, name: str, filename: str) -> web.Response:
+    """DELETE /{name}/-/{file}/-rev/{rev}: npm sends it after removing the version."""
+    packages = packages_of(request)
+    authorize(request, name, "unpublish")
+    version = parse_tarball_filename(name, filename)
+    if version is None:
+        raise BadRequest(f"{filename} is not a tarball of {name}")
+    current = await packages.read(name)
+    if current is not None and is_mirrored(current.doc):
+        raise Forbidden(f"{name} is mirrored from an uplink; it can only be changed there")
+    if current is not None and version in current.doc.get("versions", {}):
+        raise BadRequest(f"{name}@{version} is still published; unpublish the version first")
+    try:
+        await packages.store.delete_tarball(name, filename)
+    except NotFound:
+        raise NotFoundError(f"tarball {filename} of {name} not found") from None
+    return web.json_response({"ok": "tarball removed", "success": True})
+
+
+# -- dist-tags ----------------------------------------------------------------
+
+
+def _dist_tag_target(request: web.Request) -> tuple[str, str | None]:
+    """Parse `/-/package/{name}/dist-tags[/{tag}]` from the encoded path."""
+    raw = request.rel_url.raw_path
+    marker = "/-/package/"
+    start = raw.find(marker)
+    parsed = split_package_path(raw[start + len(marker) - 1:]) if start >= 0 else None
+    if parsed is None or not parsed.rest or parsed.rest[0] != "dist-tags" or len(parsed.rest) > 2:
+        raise NotFoundError("not found")
+    try:
+        validate_package_name(parsed.name)
+    except PublishError as exc:
+        raise as_registry_error(exc) from None
+    tag = parsed.rest[1] if len(parsed.rest) == 2 else None
+    return parsed.name, tag
+
+
+async def _tag_version(request: web.Request) -> str:
+    try:
+        value = orjson.loads(await request.read())
+    except orjson.JSONDecodeError:
+        raise BadRequest("body must be a JSON string naming a version") from None
+    if not isinstance(value, str) or not value:
+        raise BadRequest("body must be a JSON string naming a version")
+    return value
+
+
+async def _set_tags(request: web.Request, name: str, tags: dict[str, str]) -> web.Response:
+    packages = packages_of(request)
+    await _live_or_404(packages, name)
+    user = authorize(request, name, "publish")
+
+    def tag_all(doc: dict[str, Any]) -> dict[str, Any]:
+        for tag, version in tags.items():
+            doc = set_dist_tag(doc, tag, version)
+        return doc
+
+    new, _ = await packages.update_packument(name, local_change(name, user, tag_all))
+    await packages.record_package(new)
+    return web.json_response({"ok": "dist-tags updated", **new.get("dist-tags", {})}, status=201)
+
+
+async def dist_tags(request: web.Request) -> web.StreamResponse:
+    name, tag = _dist_tag_target(request)
+    packages = packages_of(request)
+    if request.method == "GET" and tag is None:
+        identity = request.get("identity")
+        access = _principals(request, name, "access")
+        if not is_allowed(identity, access):
+            raise Forbidden(f"you may not access package {name}")
+        require_grant(identity, "pkg", name, write=False, anonymous_ok=is_allowed(None, access))
+        current = await packages.read_live(name)
+        if current is None:
+            raise NotFoundError(f"package {name} not found")
+        return web.json_response(current.doc.get("dist-tags", {}))
+    if request.method == "PUT" and tag is not None:
+        return await _set_tags(request, name, {tag: await _tag_version(request)})
+    if request.method == "POST" and tag is None:
+        try:
+            body = orjson.loads(await request.read())
+        except orjson.JSONDecodeError:
+            raise BadRequest("body must be a JSON object of tag: version") from None
+        if not isinstance(body, dict) or not all(isinstance(v, str) for v in body.values()):
+            raise BadRequest("body must be a JSON object of tag: version")
+        return await _set_tags(request, name, body)
+    if request.method == "DELETE" and tag is not None:
+        await _live_or_404(packages, name)
+        user = authorize(request, name, "publish")
+
+        untag = local_change(name, user, lambda doc: remove_dist_tag(doc, tag))
+        new, _ = await packages.update_packument(name, untag)
+        await packages.record_package(new)
+        return web.json_response({"ok": "dist-tag removed", **new.get("dist-tags", {})})
+    raise NotFoundError("not found")
+
+
+async def put_dist_tag_legacy(request: web.Request, name: str, tag: str) -> web.Response:
+    """PUT /{name}/{tag} with "version" as the body (older npm clients)."""
+    return await _set_tags(request, name, {tag: await _tag_version(request)})
+
+
+def setup(app: web.Application) -> None:
+    app.router.add_route("*", "/-/package/{tail:.*}", dist_tags)

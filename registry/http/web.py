@@ -1,0 +1,274 @@
+"""The web UI: `/`, `/-/web/search`, `/-/web/detail/{name}`, `/-/web/login`, `/-/web/logout`.
+
+Server-rendered HTML (web_pages.py) and one stylesheet (static/web.css,
+served at /-/static/web.css); no script, nothing from another origin. With
+`web: {enable: false}` none of these routes exist and `/` answers 404 as
+the npm API does.
+
+Who sees what: a package shows — in the list, in search, on its page —
+only when the `packages:` rule's `access` (and the token's grants) let the
+visitor read it, exactly as `GET /{name}` decides. A private package is
+"not found" to everyone else, never "forbidden": its name stays hidden.
+
+Signing in: the form checks the user's password and creates a real tarhold
+token for the session — read-only, named "web session", expiring after
+SESSION_SECONDS — and puts it in an HttpOnly, SameSite=Lax cookie (Secure
+when the registry's URL is https). A real token rather than a signed cookie
+because it can be revoked: signing out deletes it, `npm token list` shows
+it, `npm token revoke` ends it, and it stops working everywhere within the
+token cache's few seconds. The auth middleware accepts the cookie only for
+GET and HEAD of the web pages (auth.is_web_page_read), never for the npm
+API, so another site cannot use a visitor's cookie to write anything; being
+read-only, the token could not write even if it leaked. The sign-in and
+sign-out forms refuse a cross-site Origin.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from typing import Any
+from urllib.parse import urlencode, urlsplit
+
+from aiohttp import web
+
+from registry.http.auth import SESSION_COOKIE, caches, identity_of, may_read_package
+from registry.domain.errors import RegistryError
+from registry.http.appkeys import CONFIG, DATABASE, MIRROR
+from registry.domain.rules import PackageRule, rule_for
+from registry.http.routes_search import score
+from registry.http.urls import base_url, is_readable_name
+from registry.domain.users import create_token, lookup_token, revoke_token, token_hash, valid_user_name, verify_password
+from registry.http.web_pages import (
+    Frame,
+    esc,
+    home_body,
+    layout,
+    login_body,
+    not_found_body,
+    package_body,
+    package_view,
+    search_body,
+    signed_in_body,
+)
+
+LOG = logging.getLogger(__name__)
+
+SESSION_SECONDS = 12 * 3600
+SESSION_TOKEN_NAME = "web session"
+LOGIN_TRIES_PER_MINUTE = 10
+RECENT = 20
+MAX_RESULTS = 100
+MAX_QUERY = 200
+PAGE_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self';"
+        " base-uri 'none'; frame-ancestors 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "same-origin",
+    # Pages differ per visitor (private packages): never kept by a shared cache.
+    "Cache-Control": "no-store",
+}
+
+# -- helpers ----------------------------------------------------------------------
+
+
+def prefix_of(request: web.Request) -> str:
+    return request.app[CONFIG].url_prefix
+
+
+def frame(request: web.Request, query: str = "") -> Frame:
+    identity = identity_of(request)
+    return Frame(
+        site_title=request.app[CONFIG].web.title, prefix=prefix_of(request),
+        user=identity.user if identity else None, here=request.path_qs, query=query,
+    )
+
+
+def html_page(request: web.Request, title: str, body: str, *, status: int = 200, query: str = "") -> web.Response:
+    text = layout(frame(request, query), title, body)
+    return web.Response(text=text, status=status, content_type="text/html", headers=PAGE_HEADERS)
+
+
+def readable_rule(request: web.Request, name: str) -> PackageRule | None:
+    """The package's rule when the visitor may read it; None for a name they may not see."""
+    rule = rule_for(request.app[CONFIG].packages, name)
+    if rule is None or not may_read_package(identity_of(request), name, rule.access):
+        return None
+    return rule
+
+
+async def readable_entries(request: web.Request) -> list[dict[str, Any]]:
+    """The package list entries (local and cached packages) the visitor may read."""
+    entries = []
+    async for name, entry in request.app[DATABASE].query("PACKAGE"):
+        if readable_rule(request, name) is not None:
+            entries.append(entry)
+    return entries
+
+
+def safe_next(value: str, prefix: str) -> str:
+    """Where to go after signing in: a path on this site, never another site."""
+    home = f"{prefix}/"
+    if not value.startswith("/") or value.startswith("//") or "\\" in value or not value.isprintable():
+        return home
+    parts = urlsplit(value)
+    if parts.scheme or parts.netloc:
+        return home
+    return value
+
+
+def same_origin(request: web.Request) -> bool:
+    """False for a form posted from another site (browsers send Origin with every POST)."""
+    origin = request.headers.get("Origin")
+    if origin is None:
+        return True  # not a browser, or an old one: SameSite=Lax still holds
+    ours = urlsplit(base_url(request))
+    return origin == f"{ours.scheme}://{ours.netloc}"
+
+
+def session_cookie_options(request: web.Request) -> dict[str, Any]:
+    return {
+        "path": prefix_of(request) or "/",
+        "httponly": True,
+        "samesite": "Lax",
+        "secure": base_url(request).startswith("https:"),
+    }
+
+
+def see_other(location: str) -> web.Response:
+    return web.Response(status=303, headers={"Location": location, "Cache-Control": "no-store"})
+
+
+# -- pages --------------------------------------------------------------------------
+
+
+async def home(request: web.Request) -> web.Response:
+    """The front page: the search box (in the frame) and recently published local packages."""
+    entries = [e for e in await readable_entries(request) if e.get("local")]
+    entries.sort(key=lambda e: str(e.get("modified") or e.get("date") or ""), reverse=True)
+    return html_page(request, "", home_body(entries[:RECENT], prefix_of(request)))
+
+
+async def search_page(request: web.Request) -> web.Response:
+    """Search by name, description and keywords, ranked as `/-/v1/search` ranks them."""
+    query = request.query.get("q", "").strip()[:MAX_QUERY]
+    words = [w for w in query.lower().split() if ":" not in w]
+    hits: list[tuple[float, dict[str, Any]]] = []
+    if words:
+        for entry in await readable_entries(request):
+            value = score(entry, words)
+            if value > 0:
+                hits.append((value, entry))
+    hits.sort(key=lambda hit: (-hit[0], str(hit[1]["name"])))
+    entries = [entry for _, entry in hits[:MAX_RESULTS]]
+    body = search_body(query, entries, len(hits), prefix_of(request))
+    return html_page(request, f"Search: {query}" if query else "Search", body, query=query)
+
+
+async def detail(request: web.Request) -> web.Response:
+    """A package's page: the shown version (`?version=`, default latest), readme, versions, tags."""
+    name = request.match_info["name"]
+    rule = readable_rule(request, name) if is_readable_name(name) else None
+    current = None
+    if rule is not None:
+        via = request.headers.get("Via", "")
+        try:
+            current = await request.app[MIRROR].packument(name, rule.proxy, via)
+        except RegistryError as exc:  # the uplinks failed (502/503): say so on a page
+            body = f"<h1>Not available</h1><p>{esc(exc.message)}</p>"
+            return html_page(request, "Not available", body, status=exc.status)
+    if current is None:
+        return not_found(request, name)
+    view = package_view(current.doc, request.query.get("version") or None)
+    body = package_body(view, prefix_of(request), base_url(request))
+    return html_page(request, name, body)
+
+
+def not_found(request: web.Request, name: str) -> web.Response:
+    login = f"{prefix_of(request)}/-/web/login?" + urlencode({"next": request.path_qs})
+    body = not_found_body(name, identity_of(request) is not None, login)
+    return html_page(request, "Not found", body, status=404)
+
+
+# -- signing in and out ------------------------------------------------------------------
+
+
+async def login_form(request: web.Request) -> web.Response:
+    identity = identity_of(request)
+    if identity is not None:
+        return html_page(request, "Signed in", signed_in_body(identity.user, prefix_of(request)))
+    next_path = safe_next(request.query.get("next", ""), prefix_of(request))
+    return html_page(request, "Sign in", login_body(prefix_of(request), next_path=next_path))
+
+
+async def login_submit(request: web.Request) -> web.Response:
+    """Check the password; on success a session token in a cookie and a redirect back."""
+    prefix = prefix_of(request)
+    if not same_origin(request):
+        return html_page(request, "Sign in", login_body(prefix, error="Sign in from this site's own form."), status=403)
+    form = await request.post()
+    username = str(form.get("username", "")).strip()
+    password = str(form.get("password", ""))
+    next_path = safe_next(str(form.get("next", "")), prefix)
+    user = None
+    if valid_user_name(username) and password:
+        # Password guessing through the form: a few tries a minute per name (per instance).
+        wait = caches(request.app).limiter.retry_after(f"web-login:{username}", LOGIN_TRIES_PER_MINUTE)
+        if wait > 0:
+            seconds = str(max(1, math.ceil(wait)))
+            error = f"Too many sign-in attempts for this name; try again in {seconds} s."
+            response = html_page(request, "Sign in", login_body(prefix, username=username, error=error), status=429)
+            response.headers["Retry-After"] = seconds
+            return response
+        user = await verify_password(request.app[DATABASE], username, password)
+    if user is None:
+        LOG.info("web sign-in refused for %s", username if valid_user_name(username) else "(invalid name)")
+        body = login_body(prefix, username=username, error="Wrong username or password.", next_path=next_path)
+        return html_page(request, "Sign in", body, status=401)
+    token, record = await create_token(
+        request.app[DATABASE], username, readonly=True, name=SESSION_TOKEN_NAME,
+        expires=int(time.time()) + SESSION_SECONDS,
+    )
+    LOG.info("web sign-in of %s (token %s)", username, record["key"])
+    response = see_other(next_path)
+    response.set_cookie(SESSION_COOKIE, token, max_age=SESSION_SECONDS, **session_cookie_options(request))
+    return response
+
+
+async def logout(request: web.Request) -> web.Response:
+    """Revoke the session's token and drop the cookie."""
+    prefix = prefix_of(request)
+    if not same_origin(request):
+        return html_page(request, "Sign out", "<h1>Sign out</h1><p>Sign out from this site's own pages.</p>", status=403)
+    token = request.cookies.get(SESSION_COOKIE, "")
+    if token:
+        db = request.app[DATABASE]
+        record = await lookup_token(db, token)
+        if record is not None:
+            await revoke_token(db, str(record["user"]), str(record["key"]))
+            caches(request.app).forget_token(token_hash(token))
+    response = see_other(f"{prefix}/")
+    options = session_cookie_options(request)
+    response.del_cookie(SESSION_COOKIE, path=options["path"], secure=options["secure"], httponly=True, samesite="Lax")
+    return response
+
+
+def setup(app: web.Application) -> None:
+    """Add the web UI's routes when `web.enable`; before the package routes' catch-all."""
+    config = app[CONFIG]
+    if not config.web.enable:
+        return
+    roots = [""] + ([config.url_prefix] if config.url_prefix else [])
+    for root in roots:
+        router = app.router
+        router.add_get(f"{root}/", home)
+        router.add_get(f"{root}/-/web/search", search_page)
+        router.add_get(f"{root}/-/web/detail/{{name:(?:@[^/]+/)?[^/]+}}", detail)
+        router.add_get(f"{root}/-/web/login", login_form)
+        router.add_post(f"{root}/-/web/login", login_submit)
+        router.add_post(f"{root}/-/web/logout", logout)
+
