@@ -22,7 +22,13 @@ from typing import Any
 import semver
 
 from tests.fake_upstream import FakeUpstream
-from tests.fake_upstream_docs import Doc, build_version, large_versions, tarball_filename, tree_spec
+from tests.fake_upstream_docs import (
+    Doc,
+    build_version,
+    large_versions,
+    tarball_filename,
+    tree_spec,
+)
 
 FULL = "bench-full"
 HUGE = "bench-huge"

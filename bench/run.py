@@ -357,7 +357,13 @@ class Bench:
         """tarhold on S3 (SeaweedFS) + DynamoDB (DynamoDB Local), when both are installed."""
         import asyncio
 
-        from tests.servers import find_dynamodb_local, find_weed, provision_aws, start_dynamodb_local, start_seaweedfs
+        from tests.servers import (
+            find_dynamodb_local,
+            find_weed,
+            provision_aws,
+            start_dynamodb_local,
+            start_seaweedfs,
+        )
 
         weed, emulator, java = find_weed(), find_dynamodb_local(), shutil.which("java")
         if weed is None or java is None or not (emulator / "DynamoDBLocal.jar").exists():

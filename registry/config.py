@@ -17,15 +17,17 @@ from typing import Any
 
 import yaml
 
-from storage.base import ConfigError
-
 from registry.domain.auth_config import AuthConfig, parse_auth
+from registry.domain.caches import CacheConfig, parse_cache
 from registry.domain.rules import PackageRule, parse_packages
+from storage.backends import validate_s3_section
+from storage.base import ConfigError
+from storage.options import ENV_NAME, parse_bool, parse_size, parse_str
+from uplinks.config import UplinkConfig, parse_uplinks
 
 LOG = logging.getLogger(__name__)
 
 DEFAULT_PORT = 4873
-ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 # Keys a Verdaccio config may carry that tarhold accepts and does not use, so
 # an existing Verdaccio config.yaml starts unchanged. Anything else unknown is
@@ -45,34 +47,6 @@ LOG_LEVELS = {
     "error": logging.ERROR, "fatal": logging.CRITICAL,
 }
 
-UNITS_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-UNITS_BYTES = {"": 1, "b": 1, "kb": 1024, "mb": 1024**2, "gb": 1024**3}
-
-
-@dataclass(frozen=True)
-class UplinkAuth:
-    type: str  # bearer | basic
-    token: str
-
-
-@dataclass(frozen=True)
-class UplinkConfig:
-    """One upstream registry, with Verdaccio's option names."""
-
-    name: str
-    url: str
-    timeout: float = 30.0
-    maxage: float = 120.0
-    # Verdaccio's 2 trips the breaker on two slow responses in a burst of a
-    # CI wave; 5 tolerates a blip and still stops waiting on a dead upstream.
-    max_fails: int = 5
-    fail_timeout: float = 300.0
-    cache: bool = True
-    headers: Mapping[str, str] = field(default_factory=dict)
-    auth: UplinkAuth | None = None
-    strict_ssl: bool = True
-    ca: str | None = None
-    type: str = "npm"
 
 
 @dataclass(frozen=True)
@@ -88,21 +62,6 @@ class StoreConfig:
 class LogConfig:
     format: str = "pretty"  # pretty | json
     level: int = logging.INFO
-
-
-@dataclass(frozen=True)
-class CacheConfig:
-    """In-process caches; every instance (and worker) keeps its own."""
-
-    # How long a worker serves a packument from memory before it reads storage
-    # again: the longest a publish on one instance stays invisible on another.
-    packument_ttl: float = 2.0
-    # Small, hot tarballs kept in memory (bytes in all, and the largest kept;
-    # 0 turns it off). One held longer than packument_ttl is checked against
-    # storage (a stat, or an S3 HEAD) before it is served again, so an
-    # unpublish on another worker or instance is seen within the TTL too.
-    tarball_memory: int = 64 * 1024 * 1024
-    tarball_max_size: int = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -241,118 +200,6 @@ def parse_public_url(public_url: Any, url_prefix: Any) -> tuple[str | None, str]
     return public_url.rstrip("/"), prefix
 
 
-def parse_duration(key: str, value: Any) -> float:
-    """`30s`, `2m`, `5m`, `1h`, `500ms`; a bare number is seconds (as in Verdaccio)."""
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        if value < 0:
-            raise ConfigError(key, "must not be negative")
-        return float(value)
-    if isinstance(value, str):
-        total = 0.0
-        parts = re.findall(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?", value)
-        if parts and re.fullmatch(r"(\s*\d+(?:\.\d+)?\s*(ms|s|m|h|d|w)?)+\s*", value):
-            for number, unit in parts:
-                total += float(number) * UNITS_SECONDS[unit or "s"]
-            return total
-    raise ConfigError(key, f"{value!r} is not a duration like 30s, 2m, 1h")
-
-
-def parse_size(key: str, value: Any) -> int:
-    """`10mb`, `512kb`, `1gb`; a bare number is bytes."""
-    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
-        return value
-    if isinstance(value, str):
-        match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kmg]?b?)\s*", value.lower())
-        if match and float(match.group(1)) > 0:
-            return int(float(match.group(1)) * UNITS_BYTES[_size_unit(match.group(2))])
-    raise ConfigError(key, f"{value!r} is not a size like 10mb")
-
-
-def _size_unit(unit: str) -> str:
-    return unit if unit in UNITS_BYTES else unit + "b"
-
-
-def _bool(key: str, value: Any) -> bool:
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.lower() in {"true", "false"}:
-        return value.lower() == "true"
-    raise ConfigError(key, "must be true or false")
-
-
-def _str(key: str, value: Any) -> str:
-    if not isinstance(value, str) or not value:
-        raise ConfigError(key, "must be a non-empty string")
-    return value
-
-
-def parse_uplinks(raw: Any) -> dict[str, UplinkConfig]:
-    if not isinstance(raw, dict):
-        raise ConfigError("uplinks", "must be a mapping of uplink names to options")
-    return {str(name): parse_uplink(str(name), options) for name, options in raw.items()}
-
-
-UPLINK_KEYS = {
-    "url", "timeout", "maxage", "max_fails", "fail_timeout", "cache", "headers",
-    "auth", "strict_ssl", "ca", "type", "agent_options",
-}
-
-
-def parse_uplink(name: str, raw: Any) -> UplinkConfig:
-    key = f"uplinks.{name}"
-    if not isinstance(raw, dict):
-        raise ConfigError(key, "must be a mapping with at least url")
-    for option in raw:
-        if option not in UPLINK_KEYS:
-            raise ConfigError(f"{key}.{option}", "unknown uplink option")
-    url = _str(f"{key}.url", raw.get("url"))
-    if ENV_NAME.fullmatch(url):
-        raise ConfigError(f"{key}.url", f"environment variable {url} is not set")
-    if not re.match(r"^https?://[^/\s]+", url):
-        raise ConfigError(f"{key}.url", f"{url!r} is not an http(s) URL")
-    max_fails = raw.get("max_fails", 5)
-    if not isinstance(max_fails, int) or isinstance(max_fails, bool) or max_fails < 0:
-        raise ConfigError(f"{key}.max_fails", "must be a whole number >= 0")
-    headers = raw.get("headers") or {}
-    if not isinstance(headers, dict) or not all(isinstance(v, (str, int)) for v in headers.values()):
-        raise ConfigError(f"{key}.headers", "must map header names to strings")
-    ca = raw.get("ca")
-    return UplinkConfig(
-        name=name,
-        url=url.rstrip("/"),
-        timeout=parse_duration(f"{key}.timeout", raw.get("timeout", "30s")),
-        maxage=parse_duration(f"{key}.maxage", raw.get("maxage", "2m")),
-        max_fails=max_fails,
-        fail_timeout=parse_duration(f"{key}.fail_timeout", raw.get("fail_timeout", "5m")),
-        cache=_bool(f"{key}.cache", raw.get("cache", True)),
-        headers={str(k): str(v) for k, v in headers.items()},
-        auth=parse_uplink_auth(key, raw.get("auth")),
-        strict_ssl=_bool(f"{key}.strict_ssl", raw.get("strict_ssl", True)),
-        ca=None if ca is None else _str(f"{key}.ca", ca),
-        type=_str(f"{key}.type", raw.get("type", "npm")),
-    )
-
-
-def parse_uplink_auth(key: str, raw: Any) -> UplinkAuth | None:
-    if raw is None:
-        return None
-    key = f"{key}.auth"
-    if not isinstance(raw, dict):
-        raise ConfigError(key, "must be a mapping with type and token or token_env")
-    kind = str(raw.get("type", "")).lower()
-    if kind not in {"bearer", "basic"}:
-        raise ConfigError(f"{key}.type", "must be bearer or basic")
-    if "token" in raw:
-        token = _str(f"{key}.token", raw["token"])
-    else:
-        env = raw.get("token_env")
-        env_name = _str(f"{key}.token_env", "NPM_TOKEN" if env is True else env)
-        if env_name not in os.environ:
-            raise ConfigError(f"{key}.token_env", f"environment variable {env_name} is not set")
-        token = os.environ[env_name]
-    return UplinkAuth(kind, token)
-
-
 def parse_store(storage: Any, store: Any, base: Path) -> StoreConfig:
     if store is not None:
         if not isinstance(store, dict) or len(store) != 1:
@@ -362,8 +209,6 @@ def parse_store(storage: Any, store: Any, base: Path) -> StoreConfig:
             raise ConfigError(f"store.{backend}", "unknown store; tarhold knows aws-s3-storage")
         if not isinstance(section, dict):
             raise ConfigError(f"store.{backend}", "must be a mapping of options")
-        from storage.backends import validate_s3_section
-
         validate_s3_section(section)
         return StoreConfig("aws-s3-storage", None, dict(section))
     if storage is not None and (not isinstance(storage, str) or not storage):
@@ -391,36 +236,6 @@ def parse_log(raw: Any) -> LogConfig:
     return LogConfig(format=fmt, level=LOG_LEVELS[level])
 
 
-def _section(key: str, raw: Any, known: set[str]) -> dict[str, Any]:
-    if raw is None:
-        return {}
-    if not isinstance(raw, dict):
-        raise ConfigError(key, "must be a mapping of options")
-    for option in raw:
-        if option not in known:
-            raise ConfigError(f"{key}.{option}", "unknown option")
-    return raw
-
-
-def parse_cache(raw: Any) -> CacheConfig:
-    raw = _section("cache", raw, {"packument_ttl", "tarball_memory", "tarball_max_size"})
-    defaults = CacheConfig()
-    return CacheConfig(
-        packument_ttl=parse_duration("cache.packument_ttl", raw.get("packument_ttl", defaults.packument_ttl)),
-        tarball_memory=_size_or_zero("cache.tarball_memory", raw.get("tarball_memory", defaults.tarball_memory)),
-        tarball_max_size=_size_or_zero(
-            "cache.tarball_max_size", raw.get("tarball_max_size", defaults.tarball_max_size)
-        ),
-    )
-
-
-def _size_or_zero(key: str, value: Any) -> int:
-    """A size, where 0 (or "0") turns the cache off."""
-    if value in (0, "0"):
-        return 0
-    return parse_size(key, value)
-
-
 def parse_web(raw: Any) -> WebConfig:
     # Verdaccio's web section has more keys (logo, primary_color, ...): accepted, unused.
     if raw is None:
@@ -429,6 +244,6 @@ def parse_web(raw: Any) -> WebConfig:
         raise ConfigError("web", "must be a mapping with enable and title")
     title = raw.get("title", WebConfig.title)
     return WebConfig(
-        enable=_bool("web.enable", raw.get("enable", True)),
-        title=_str("web.title", title),
+        enable=parse_bool("web.enable", raw.get("enable", True)),
+        title=parse_str("web.title", title),
     )

@@ -17,7 +17,14 @@ from typing import Any
 
 import orjson
 
-from .aws import CONFIG_SECTION, AwsClient, AwsOptions, client_error_code, opt_str, translate
+from .aws import (
+    CONFIG_SECTION,
+    AwsClient,
+    AwsOptions,
+    client_error_code,
+    opt_str,
+    translate,
+)
 from .base import Conflict, NotFound, RegistryDatabase, StorageError
 
 LOG = logging.getLogger(__name__)

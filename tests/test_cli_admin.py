@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
-from registry.http.app import create_app
 from registry.config import parse_config
+from registry.http.app import create_app
 from tests.http.users import PASSWORD, basic, bearer
 
 TARHOLD = str(Path(sys.executable).with_name("tarhold"))

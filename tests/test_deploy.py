@@ -30,9 +30,10 @@ import hcl2
 import pytest
 import yaml
 
+from registry.config import DEFAULT_PORT, load_config, parse_config
 from registry.ops.cli import build_parser
-from registry.config import DEFAULT_PORT, ENV_NAME, load_config, parse_config
 from storage.dynamodb import DEFAULT_TABLE
+from storage.options import ENV_NAME
 from storage.provision import (
     ABORT_INCOMPLETE_UPLOAD_DAYS,
     ATTRIBUTE_DEFINITIONS,

@@ -18,13 +18,13 @@ import orjson
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from registry.ops import cli
+from registry.config import parse_config
+from registry.domain.packages import MIRROR_MARK
 from registry.domain.usage import ACCESS_PK, AccessRecorder
 from registry.http.app import SERVER_KWARGS, create_app
-from registry.config import parse_config
-from registry.ops.gc import collect, parse_age
 from registry.http.appkeys import DATABASE, STORE
-from registry.domain.packages import MIRROR_MARK
+from registry.ops import cli
+from registry.ops.gc import collect, parse_age
 from storage.backends import build_backends
 from storage.base import NotFound, PackageStore, RegistryDatabase
 

@@ -11,8 +11,8 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client.parser import text_string_to_metric_families
 
-from registry.http.app import SERVER_KWARGS, create_app
 from registry.config import parse_config
+from registry.http.app import SERVER_KWARGS, create_app
 from tests.fake_upstream import FakeUpstream
 from tests.http.packages import publish_body
 from tests.http.users import add_user, bearer

@@ -16,7 +16,6 @@ import hashlib
 import json
 import shutil
 import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,11 +26,10 @@ import orjson
 import pytest
 import yaml
 
+from registry.domain.packages import MIRROR_MARK, is_mirrored
 from registry.ops import cli
 from registry.ops.importer import Skip, VersionConflict, clean, is_verdaccio_doc, merge
-from registry.domain.packages import MIRROR_MARK, is_mirrored
 from storage.backends import build_backends
-from storage.base import NotFound
 from storage.fs import FsPackageStore
 from tests.e2e.fixtures import (
     TARHOLD,

@@ -16,8 +16,8 @@ import orjson
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from registry.http.app import SERVER_KWARGS, create_app
 from registry.config import LogConfig, parse_config
+from registry.http.app import SERVER_KWARGS, create_app
 from registry.http.logs import configure_logging
 from tests.fake_upstream import FakeUpstream
 

@@ -12,7 +12,14 @@ import pytest
 import yaml
 
 from registry.config import parse_config
-from registry.ops.warm import Wanted, from_package_lock, from_pnpm_lock, from_yarn_lock, read_lockfile, warm
+from registry.ops.warm import (
+    Wanted,
+    from_package_lock,
+    from_pnpm_lock,
+    from_yarn_lock,
+    read_lockfile,
+    warm,
+)
 from storage.fs import FsPackageStore
 from tests.fake_upstream import FakeUpstream
 

@@ -23,12 +23,18 @@ import aiohttp
 import orjson
 from cachetools import LRUCache, TTLCache
 
-from registry.domain.caches import TRIM_AFTER_BYTES, trimmed
-from registry.config import UplinkConfig
 from registry.domain.errors import BadGateway, ServiceUnavailable
+from registry.domain.packages import (
+    MIRROR_MARK,
+    Current,
+    Packages,
+    is_mirrored,
+    is_tombstone,
+)
 from registry.http.metrics import metrics
-from registry.domain.packages import MIRROR_MARK, Current, Packages, is_mirrored, is_tombstone
-from storage.base import Conflict, ConfigError, StorageError
+from storage.base import ConfigError, Conflict, StorageError
+from storage.heap import TRIM_AFTER_BYTES, trimmed
+from uplinks.config import UplinkConfig
 
 from .base import PackageNotFound, Uplink, UplinkError
 from .breaker import CircuitBreaker

@@ -11,7 +11,7 @@ from urllib.parse import quote, urlsplit
 
 import aiohttp
 
-from registry.config import UplinkConfig
+from uplinks.config import UplinkConfig
 
 from .base import FetchedPackument, PackageNotFound, UplinkError
 

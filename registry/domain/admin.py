@@ -17,10 +17,7 @@ import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from storage.base import ConfigError, Conflict, NotFound, RegistryDatabase
-
-from registry.http.auth import parse_cidrs
-from registry.config import parse_duration
+from registry.domain.cidrs import parse_cidrs
 from registry.domain.errors import BadRequest, ConflictError, NotFoundError
 from registry.domain.grants import format_grants, parse_expires, parse_grants
 from registry.domain.users import (
@@ -39,6 +36,8 @@ from registry.domain.users import (
     user_pk,
     valid_user_name,
 )
+from storage.base import ConfigError, Conflict, NotFound, RegistryDatabase
+from storage.options import parse_duration
 
 LOG = logging.getLogger(__name__)
 

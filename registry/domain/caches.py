@@ -8,48 +8,16 @@ served again (see `TarballCache`, and `Packages.read` for packuments).
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from cachetools import Cache, LRUCache
 
+from storage.options import parse_duration, parse_section, parse_size
+
 K = TypeVar("K")
 V = TypeVar("V")
-R = TypeVar("R")
-
-# Work on a JSON document at least this large is followed by a heap trim.
-TRIM_AFTER_BYTES = 4 * 1024 * 1024
-
-
-def _malloc_trim() -> Callable[[int], int] | None:
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        return libc.malloc_trim  # type: ignore[no-any-return]
-    except (OSError, AttributeError):  # not glibc: nothing to trim with
-        return None
-
-
-MALLOC_TRIM = _malloc_trim()
-
-
-def trimmed(fn: Callable[..., R], *args: Any) -> R:
-    """`fn(*args)`, then hand the heap it freed back to the OS.
-
-    Parsing and rendering a multi-MB packument makes and drops hundreds of MB
-    of short-lived objects; glibc keeps that memory in the process unless
-    asked, so the resident size would stay at its high-water mark. Meant for
-    worker threads (asyncio.to_thread), since a trim takes milliseconds.
-    """
-    try:
-        return fn(*args)
-    finally:
-        if MALLOC_TRIM is not None:
-            MALLOC_TRIM(0)
-
 
 def put_bounded(cache: Cache[K, V], key: K, value: V) -> bool:
     """Store `value` unless it alone outweighs the cache; True when stored."""
@@ -130,3 +98,37 @@ class TarballCache:
 def weight_of(*parts: Any) -> int:
     """Bytes held by the bytes-like parts (None counts nothing)."""
     return sum(len(p) for p in parts if p is not None)
+
+
+@dataclass(frozen=True)
+class CacheConfig:
+    """In-process caches; every instance (and worker) keeps its own."""
+
+    # How long a worker serves a packument from memory before it reads storage
+    # again: the longest a publish on one instance stays invisible on another.
+    packument_ttl: float = 2.0
+    # Small, hot tarballs kept in memory (bytes in all, and the largest kept;
+    # 0 turns it off). One held longer than packument_ttl is checked against
+    # storage (a stat, or an S3 HEAD) before it is served again, so an
+    # unpublish on another worker or instance is seen within the TTL too.
+    tarball_memory: int = 64 * 1024 * 1024
+    tarball_max_size: int = 1024 * 1024
+
+
+def parse_cache(raw: Any) -> CacheConfig:
+    raw = parse_section("cache", raw, {"packument_ttl", "tarball_memory", "tarball_max_size"})
+    defaults = CacheConfig()
+    return CacheConfig(
+        packument_ttl=parse_duration("cache.packument_ttl", raw.get("packument_ttl", defaults.packument_ttl)),
+        tarball_memory=_size_or_zero("cache.tarball_memory", raw.get("tarball_memory", defaults.tarball_memory)),
+        tarball_max_size=_size_or_zero(
+            "cache.tarball_max_size", raw.get("tarball_max_size", defaults.tarball_max_size)
+        ),
+    )
+
+
+def _size_or_zero(key: str, value: Any) -> int:
+    """A size, where 0 (or "0") turns the cache off."""
+    if value in (0, "0"):
+        return 0
+    return parse_size(key, value)

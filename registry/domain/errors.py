@@ -63,6 +63,20 @@ class ServiceUnavailable(RegistryError):
     status, code = 503, "service_unavailable"
 
 
+class PublishError(RegistryError):
+    """A change the registry refuses, raised by the pure validators with its HTTP status.
+
+    The error middleware renders it like any RegistryError, so a handler
+    never maps it: `status` is what npm sees, `message` what it prints.
+    """
+
+    code = "refused"
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
 class ClientGone(ConnectionResetError):
     """A streamed response was cut off on purpose; nothing more can be said to the client."""
 

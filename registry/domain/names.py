@@ -15,6 +15,8 @@ import re
 
 import semver
 
+from registry.domain.errors import PublishError
+
 MAX_NAME_LENGTH = 214
 
 # Names npm refuses outright, compared case-insensitively.
@@ -42,8 +44,6 @@ SCOPED = re.compile(r"@([^/]+)/([^/]+)")
 
 def _refuse(name: str, reasons: list[str]) -> None:
     # Imported here: packument.py imports this module at load time.
-    from registry.domain.packument import PublishError
-
     raise PublishError(400, f"invalid package name {name!r}: " + "; ".join(reasons))
 
 
@@ -174,6 +174,4 @@ def validate_dist_tag(tag: str) -> None:
 
 
 def _refuse_tag(tag: str, reason: str) -> None:
-    from registry.domain.packument import PublishError
-
     raise PublishError(400, f"invalid dist-tag {tag!r}: {reason}")

@@ -21,14 +21,15 @@ from typing import Any
 import orjson
 from cachetools import LRUCache, TTLCache
 
-from storage.base import Conflict, NotFound, PackageStore, RegistryDatabase
-
-from registry.domain.caches import TRIM_AFTER_BYTES, TarballCache, put_bounded, trimmed, weight_of
-from registry.config import CacheConfig
-from registry.domain.errors import ConflictError, ServiceUnavailable, error_for_status
+from registry.domain.caches import CacheConfig, TarballCache, put_bounded, weight_of
+from registry.domain.errors import (
+    ConflictError,
+    ServiceUnavailable,
+)
 from registry.domain.names import tarball_filename
-from registry.domain.packument import PublishError
 from registry.domain.packument_views import abbreviate, rewrite_tarball_urls
+from storage.base import Conflict, NotFound, PackageStore, RegistryDatabase
+from storage.heap import TRIM_AFTER_BYTES, trimmed
 
 LOG = logging.getLogger(__name__)
 
@@ -98,10 +99,6 @@ class Known:
 
     current: Current
     checked: float  # monotonic time storage last gave (or took) this document
-
-
-def as_registry_error(exc: PublishError) -> Exception:
-    return error_for_status(exc.status, exc.message)
 
 
 class Packages:

@@ -5,7 +5,8 @@ A packument is the CouchDB-shaped document npm serves for `GET /{name}`:
 (`created`, `modified`, one entry per version ever published), `maintainers`,
 `users`, and the fields hoisted from the `latest` manifest. The functions here
 never mutate their inputs; they copy what they change. Validation failures
-raise `PublishError(status, message)`, which the handlers map onto HTTP.
+raise `PublishError(status, message)` (registry.domain.errors), which the error
+middleware renders as it does every RegistryError.
 
 Writes: `apply_publish` (npm publish), `apply_update` (deprecate, unpublish of
 versions, owners, stars), `unpublish_all`, `set_dist_tag`, `remove_dist_tag`.
@@ -25,6 +26,7 @@ from urllib.parse import urlsplit
 import semver
 
 from registry.domain import names
+from registry.domain.errors import PublishError
 
 Doc = dict[str, Any]
 
@@ -42,15 +44,6 @@ ABBREVIATED_FIELDS = (
     "_hasShrinkwrap", "hasInstallScript", "funding",
 )
 INSTALL_SCRIPTS = ("preinstall", "install", "postinstall")
-
-
-class PublishError(Exception):
-    """A refused change: `status` is the HTTP status, `message` what npm prints."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
 
 
 @dataclass(frozen=True)

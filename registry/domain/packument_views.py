@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from registry.domain.packument import ABBREVIATED_FIELDS, INSTALL_SCRIPTS, Doc, parse_version, tarball_file_of
+from registry.domain.packument import (
+    ABBREVIATED_FIELDS,
+    INSTALL_SCRIPTS,
+    Doc,
+    parse_version,
+    tarball_file_of,
+)
 
 
 def rewrite_tarball_urls(doc: Doc, base_url: str) -> Doc:

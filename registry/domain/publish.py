@@ -19,8 +19,8 @@ from typing import IO, Any
 
 from registry.domain.errors import BadRequest, Forbidden, Unprocessable
 from registry.domain.names import tarball_filename, validate_package_name
-from registry.domain.packages import Packages, as_registry_error, is_mirrored, now_iso
-from registry.domain.packument import AttachmentInfo, PublishError, apply_publish
+from registry.domain.packages import Packages, is_mirrored, now_iso
+from registry.domain.packument import AttachmentInfo, apply_publish
 from registry.domain.tarball import inspect_tarball
 
 LOG = logging.getLogger(__name__)
@@ -98,10 +98,7 @@ async def publish(
         body["maintainers"] = [{"name": user, "email": email}]
     else:
         body.pop("maintainers", None)
-    try:
-        validate_package_name(name)
-    except PublishError as exc:
-        raise as_registry_error(exc) from None
+    validate_package_name(name)
     versions = body.get("versions")
     attachments = body.get("_attachments")
     if not isinstance(versions, dict) or len(versions) != 1:
@@ -148,13 +145,10 @@ async def publish(
             if doc is not None and is_mirrored(doc):
                 doc = None  # allowed to shadow the uplink: start a document of our own
             check_maintainer(doc, user)
-            try:
-                new, _ = apply_publish(
-                    doc, body, name=name, user=user, now=stamp,
-                    tarball_url=tarball_url, attachment=info,
-                )
-            except PublishError as exc:
-                raise as_registry_error(exc) from None
+            new, _ = apply_publish(
+                doc, body, name=name, user=user, now=stamp,
+                tarball_url=tarball_url, attachment=info,
+            )
             return new
 
         # Validate against the current document before storing any bytes.
@@ -182,10 +176,7 @@ async def publish(
 
 def _inspect(spool: IO[bytes]) -> Any:
     spool.seek(0)
-    try:
-        return inspect_tarball(spool)
-    except PublishError as exc:
-        raise as_registry_error(exc) from None
+    return inspect_tarball(spool)
 
 
 async def _forget_tarball(packages: Packages, name: str, filename: str) -> None:

@@ -20,10 +20,9 @@ from dataclasses import dataclass
 
 from cachetools import TTLCache
 
-from storage.base import RegistryDatabase
-
 from registry.domain.errors import TooManyRequests
 from registry.domain.users import now_iso, touch_token
+from storage.base import RegistryDatabase
 
 LOG = logging.getLogger(__name__)
 

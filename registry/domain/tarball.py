@@ -18,7 +18,7 @@ from typing import IO, Any
 
 import orjson
 
-from registry.domain.packument import PublishError
+from registry.domain.errors import PublishError
 
 MAX_ENTRIES = 100_000
 MAX_MANIFEST_BYTES = 5 * 1024 * 1024

@@ -15,7 +15,6 @@ import time
 from collections.abc import AsyncIterator
 from datetime import datetime, timezone
 
-from aiohttp import web
 from cachetools import TTLCache
 
 from storage.base import RegistryDatabase
@@ -69,23 +68,3 @@ async def last_access(db: RegistryDatabase) -> AsyncIterator[tuple[str, float]]:
             yield name, float(item["at"])
         except (KeyError, TypeError, ValueError):
             LOG.warning("ignoring a malformed access record for %s", name)
-
-
-ACCESS = web.AppKey("access", AccessRecorder)
-
-
-def note_access(request: web.Request, name: str) -> None:
-    """The one-line hook of the packument and tarball handlers."""
-    recorder = request.app.get(ACCESS)
-    if recorder is not None:
-        recorder.note(name)
-
-
-def setup(app: web.Application, db: RegistryDatabase) -> None:
-    """Give the app a recorder; pending writes get a few seconds at shutdown."""
-    app[ACCESS] = AccessRecorder(db)
-
-    async def drain(app: web.Application) -> None:
-        await app[ACCESS].drain()
-
-    app.on_shutdown.append(drain)

@@ -27,10 +27,9 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
 from typing import Any
 
-from storage.base import Conflict, NotFound, RegistryDatabase
-
 from registry.domain.errors import BadRequest, Forbidden, Unauthorized
 from registry.domain.htpasswd import check_foreign, is_foreign
+from storage.base import Conflict, NotFound, RegistryDatabase
 
 LOG = logging.getLogger(__name__)
 

@@ -12,28 +12,29 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
-from storage.backends import build_backends
-from storage.base import NotFound, StorageError
-
 from registry.config import Config
-from registry.http.auth import log_path
 from registry.domain.errors import RegistryError
-from registry.domain import usage as access
-from registry.http import api_docs
-from registry.http import bootstrap
-from registry.http import routes_admin
-from registry.http import routes_auth
-from registry.http import routes_packages
-from registry.http import routes_uplink
-from registry.http import routes_search as search
-from registry.http.appkeys import CONFIG, DATABASE, MIRROR, PACKAGES, SECRET, STORE
-from registry.http import metrics
-from registry.http.metrics_storage import instrument_storage
 from registry.domain.packages import Packages
-from registry.http.logs import REQUEST_ID
 from registry.domain.rules import storage_folder
 from registry.domain.secret import ensure_secret
+from registry.http import (
+    api_docs,
+    bootstrap,
+    metrics,
+    routes_admin,
+    routes_auth,
+    routes_packages,
+    routes_uplink,
+)
+from registry.http import routes_search as search
+from registry.http import usage as access
 from registry.http import web as web_ui
+from registry.http.appkeys import CONFIG, DATABASE, MIRROR, PACKAGES, SECRET, STORE
+from registry.http.auth import log_path
+from registry.http.logs import REQUEST_ID
+from registry.http.metrics_storage import instrument_storage
+from storage.backends import build_backends
+from storage.base import NotFound, StorageError
 
 LOG = logging.getLogger(__name__)
 ACCESS_LOG = logging.getLogger("tarhold.access")

@@ -6,10 +6,9 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from storage.base import PackageStore, RegistryDatabase
-
 from registry.config import Config
 from registry.domain.packages import Packages
+from storage.base import PackageStore, RegistryDatabase
 
 if TYPE_CHECKING:
     from uplinks.mirror import Mirror

@@ -25,7 +25,6 @@ import base64
 import binascii
 import hashlib
 import hmac
-import ipaddress
 import re
 import secrets
 import time
@@ -36,12 +35,13 @@ from typing import Any
 from aiohttp import web
 from cachetools import TTLCache
 
+from registry.domain.cidrs import ip_allowed
 from registry.domain.errors import Forbidden, RegistryError, Unauthorized
 from registry.domain.grants import Grant, allows, stored_grants
-from registry.http.appkeys import CONFIG, DATABASE
 from registry.domain.ratelimit import LastUsedRecorder, RateLimiter
 from registry.domain.rules import ALL, ANONYMOUS, AUTHENTICATED
 from registry.domain.users import lookup_token, token_hash, verify_password
+from registry.http.appkeys import CONFIG, DATABASE
 
 TOKEN_TTL = 4.0
 PASSWORD_TTL = 60.0
@@ -224,42 +224,6 @@ async def _basic(request: web.Request, value: str) -> Identity:
             raise Unauthorized(BAD_CREDENTIALS)
         cache.passwords[key] = True
     return Identity(user=user)
-
-
-def ip_allowed(remote: str | None, cidrs: Sequence[str]) -> bool:
-    """Whether `remote` lies in one of `cidrs`; an unparsable address is never allowed."""
-    if not remote:
-        return False
-    try:
-        address = ipaddress.ip_address(remote)
-    except ValueError:
-        return False
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
-    for cidr in cidrs:
-        try:
-            if address in ipaddress.ip_network(cidr, strict=False):
-                return True
-        except ValueError:
-            continue
-    return False
-
-
-def parse_cidrs(values: Any) -> list[str]:
-    """Validated, normalized CIDR entries from a request body; raises ValueError naming the bad one."""
-    if values is None:
-        return []
-    if isinstance(values, str):
-        values = [v for v in re.split(r",\s*", values) if v]
-    if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
-        raise ValueError("cidr_whitelist must be a list of CIDR strings")
-    networks = []
-    for value in values:
-        try:
-            networks.append(str(ipaddress.ip_network(value.strip(), strict=False)))
-        except ValueError:
-            raise ValueError(f"invalid CIDR entry: {value}") from None
-    return networks
 
 
 def log_path(path: str) -> str:

@@ -33,10 +33,7 @@ from typing import Any
 
 from aiohttp import web
 
-from storage.base import ConfigError, Conflict, NotFound, RegistryDatabase
-
 from registry.domain.admin import admin_names
-from registry.http.appkeys import DATABASE
 from registry.domain.users import (
     MAX_PASSWORD,
     MIN_PASSWORD,
@@ -50,6 +47,8 @@ from registry.domain.users import (
     token_pk,
     valid_user_name,
 )
+from registry.http.appkeys import DATABASE
+from storage.base import ConfigError, Conflict, NotFound, RegistryDatabase
 
 LOG = logging.getLogger(__name__)
 

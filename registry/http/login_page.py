@@ -29,12 +29,11 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from storage.base import Conflict, NotFound
-
 from registry.domain.errors import BadRequest, RegistryError
+from registry.domain.users import create_token, now_iso, sign_in, valid_user_name
 from registry.http.appkeys import CONFIG, DATABASE
 from registry.http.urls import base_url
-from registry.domain.users import create_token, now_iso, sign_in, valid_user_name
+from storage.base import Conflict, NotFound
 
 LOG = logging.getLogger(__name__)
 

@@ -11,9 +11,8 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-from storage.base import Conflict, NotFound
-
 from registry.http.metrics import metrics
+from storage.base import Conflict, NotFound
 
 STORE_OPERATIONS = (
     "read_packument", "write_packument", "write_tarball", "open_tarball", "stat_tarball",

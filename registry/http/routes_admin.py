@@ -30,10 +30,10 @@ from registry.domain.admin import (
     revoke,
     user_view,
 )
-from registry.http.auth import Identity, caches, grant_allows, require_user
 from registry.domain.errors import BadRequest, Forbidden, NotFoundError, Unauthorized
-from registry.http.appkeys import DATABASE
 from registry.domain.users import get_user
+from registry.http.appkeys import DATABASE
+from registry.http.auth import Identity, caches, grant_allows, require_user
 
 PREFIX = "/-/tarhold"
 USER_FIELDS = {"name", "password", "email", "admin"}

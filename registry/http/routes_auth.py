@@ -27,19 +27,15 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from registry.http.auth import (
-    TOKEN_KEY,
-    auth_middleware,
-    caches,
-    identity_of,
-    parse_cidrs,
-    require_grant,
-    require_user,
-)
+from registry.domain.cidrs import parse_cidrs
 from registry.domain.errors import BadRequest, Forbidden, NotFoundError, Unauthorized
-from registry.domain.grants import Grant, covers, format_grants, parse_expires, parse_grants
-from registry.http.appkeys import CONFIG, DATABASE
-from registry.http.login_page import setup_web_login
+from registry.domain.grants import (
+    Grant,
+    covers,
+    format_grants,
+    parse_expires,
+    parse_grants,
+)
 from registry.domain.users import (
     check_email,
     check_new_password,
@@ -56,6 +52,16 @@ from registry.domain.users import (
     valid_user_name,
     verify_password,
 )
+from registry.http.appkeys import CONFIG, DATABASE
+from registry.http.auth import (
+    TOKEN_KEY,
+    auth_middleware,
+    caches,
+    identity_of,
+    require_grant,
+    require_user,
+)
+from registry.http.login_page import setup_web_login
 
 USER_PATH = "/-/user/org.couchdb.user:{name}"
 PROFILE_FIELDS = ("fullname", "homepage", "freenode", "twitter", "github")

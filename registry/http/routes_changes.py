@@ -14,17 +14,25 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from storage.base import NotFound
-
-from registry.http.auth import is_allowed, require_grant, require_user, require_write
 from registry.domain.errors import BadRequest, Forbidden, NotFoundError
-from registry.http.appkeys import CONFIG, PACKAGES
-from registry.domain.names import parse_tarball_filename, tarball_filename, validate_package_name
-from registry.domain.packages import Packages, as_registry_error, is_mirrored, now_iso
-from registry.domain.packument import PublishError, apply_update, remove_dist_tag, set_dist_tag, unpublish_all
+from registry.domain.names import (
+    parse_tarball_filename,
+    tarball_filename,
+    validate_package_name,
+)
+from registry.domain.packages import Packages, is_mirrored, now_iso
+from registry.domain.packument import (
+    apply_update,
+    remove_dist_tag,
+    set_dist_tag,
+    unpublish_all,
+)
 from registry.domain.publish import check_maintainer
 from registry.domain.rules import rule_for
+from registry.http.appkeys import CONFIG, PACKAGES
+from registry.http.auth import is_allowed, require_grant, require_user, require_write
 from registry.http.urls import split_package_path
+from storage.base import NotFound
 
 LOG = logging.getLogger(__name__)
 
@@ -63,10 +71,7 @@ def local_change(
             raise Forbidden(f"{name} is mirrored from an uplink; it can only be changed there")
         if user is not None:
             check_maintainer(doc, user)
-        try:
-            return change(doc)
-        except PublishError as exc:
-            raise as_registry_error(exc) from None
+        return change(doc)
 
     return apply
 
@@ -190,10 +195,7 @@ def _dist_tag_target(request: web.Request) -> tuple[str, str | None]:
     parsed = split_package_path(raw[start + len(marker) - 1:]) if start >= 0 else None
     if parsed is None or not parsed.rest or parsed.rest[0] != "dist-tags" or len(parsed.rest) > 2:
         raise NotFoundError("not found")
-    try:
-        validate_package_name(parsed.name)
-    except PublishError as exc:
-        raise as_registry_error(exc) from None
+    validate_package_name(parsed.name)
     tag = parsed.rest[1] if len(parsed.rest) == 2 else None
     return parsed.name, tag
 

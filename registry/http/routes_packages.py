@@ -14,13 +14,6 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from storage.base import NotFound
-
-from registry.domain.usage import note_access
-from registry.http.auth import Identity, is_allowed, require_grant, require_user, require_write
-from uplinks.base import PackageNotFound, UplinkError
-from uplinks.mirror import AlreadyStored
-
 from registry.domain.errors import (
     BadGateway,
     BadRequest,
@@ -31,7 +24,6 @@ from registry.domain.errors import (
     PayloadTooLarge,
     RegistryError,
 )
-from registry.http.appkeys import CONFIG, DATABASE, MIRROR, PACKAGES
 from registry.domain.names import is_safe_filename, validate_package_name
 from registry.domain.packages import (
     ABBREVIATED,
@@ -40,16 +32,26 @@ from registry.domain.packages import (
     Current,
     Packages,
     Rendered,
-    as_registry_error,
     is_mirrored,
 )
-from registry.domain.packument import PublishError
 from registry.domain.packument_views import manifest_for
 from registry.domain.publish import publish
 from registry.domain.rules import PackageRule, rule_for
-from registry.http import routes_changes as changes
 from registry.domain.users import get_user
+from registry.http import routes_changes as changes
+from registry.http.appkeys import CONFIG, DATABASE, MIRROR, PACKAGES
+from registry.http.auth import (
+    Identity,
+    is_allowed,
+    require_grant,
+    require_user,
+    require_write,
+)
 from registry.http.urls import base_url, is_readable_name, split_package_path
+from registry.http.usage import note_access
+from storage.base import NotFound
+from uplinks.base import PackageNotFound, UplinkError
+from uplinks.mirror import AlreadyStored
 
 LOG = logging.getLogger(__name__)
 
@@ -391,10 +393,7 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
         raise BadRequest(f"invalid package name {name!r}")
     if method not in {"GET", "HEAD"}:
         # Anything that writes must use a name npm allows for new packages.
-        try:
-            validate_package_name(name)
-        except PublishError as exc:
-            raise as_registry_error(exc) from None
+        validate_package_name(name)
     if not rest:
         if method in {"GET", "HEAD"}:
             return await get_packument(request, name)

@@ -7,11 +7,11 @@ from typing import Any
 
 from aiohttp import web
 
-from registry.http.auth import may_read_package
 from registry.domain.errors import BadRequest
-from registry.http.appkeys import CONFIG, DATABASE
-from registry.http.routes_uplink import upstream_search
 from registry.domain.rules import rule_for
+from registry.http.appkeys import CONFIG, DATABASE
+from registry.http.auth import may_read_package
+from registry.http.routes_uplink import upstream_search
 
 MAX_SIZE = 250
 

@@ -9,11 +9,10 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from uplinks.base import UplinkError
-
 from registry.domain.errors import BadGateway, NotFoundError
-from registry.http.appkeys import CONFIG, MIRROR
 from registry.domain.rules import rule_for
+from registry.http.appkeys import CONFIG, MIRROR
+from uplinks.base import UplinkError
 
 LOG = logging.getLogger(__name__)
 

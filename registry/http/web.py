@@ -33,13 +33,20 @@ from urllib.parse import urlencode, urlsplit
 
 from aiohttp import web
 
-from registry.http.auth import SESSION_COOKIE, caches, identity_of, may_read_package
 from registry.domain.errors import RegistryError
-from registry.http.appkeys import CONFIG, DATABASE, MIRROR
 from registry.domain.rules import PackageRule, rule_for
+from registry.domain.users import (
+    create_token,
+    lookup_token,
+    revoke_token,
+    token_hash,
+    valid_user_name,
+    verify_password,
+)
+from registry.http.appkeys import CONFIG, DATABASE, MIRROR
+from registry.http.auth import SESSION_COOKIE, caches, identity_of, may_read_package
 from registry.http.routes_search import score
 from registry.http.urls import base_url, is_readable_name
-from registry.domain.users import create_token, lookup_token, revoke_token, token_hash, valid_user_name, verify_password
 from registry.http.web_pages import (
     Frame,
     esc,

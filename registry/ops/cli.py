@@ -13,14 +13,13 @@ from typing import Any
 
 from aiohttp import web
 
-from storage.backends import build_backends
-from storage.base import ConfigError, StorageError
-
+from registry.config import Config, load_config
+from registry.domain.rules import storage_folder
+from registry.http.logs import configure_logging
 from registry.ops.cli_admin import add_parsers as add_admin_parsers
 from registry.ops.cli_ops import add_parsers as add_ops_parsers
-from registry.config import Config, load_config
-from registry.http.logs import configure_logging
-from registry.domain.rules import storage_folder
+from storage.backends import build_backends
+from storage.base import ConfigError, StorageError
 
 LOG = logging.getLogger(__name__)
 

@@ -19,9 +19,7 @@ import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from storage.backends import build_backends
-from storage.base import RegistryDatabase
-
+from registry.config import Config
 from registry.domain.admin import (
     add_user,
     change_user,
@@ -31,9 +29,10 @@ from registry.domain.admin import (
     remove_user,
     revoke,
 )
-from registry.config import Config
 from registry.domain.errors import RegistryError
 from registry.domain.rules import storage_folder
+from storage.backends import build_backends
+from storage.base import RegistryDatabase
 
 CONFIG_HELP = "config.yaml (default: $TARHOLD_CONFIG, else built-in defaults)"
 Command = Callable[[RegistryDatabase, argparse.Namespace], Awaitable[int]]
@@ -63,7 +62,9 @@ def runner(command: Command) -> Callable[[argparse.Namespace], int]:
     """An argparse `func` that loads the config like `tarhold serve` and runs `command`."""
 
     def run(args: argparse.Namespace) -> int:
-        from registry.ops.cli import config_from_args  # cli.py imports this module to wire it
+        from registry.ops.cli import (
+            config_from_args,  # cli.py imports this module to wire it
+        )
 
         return asyncio.run(with_database(config_from_args(args), command, args))
 

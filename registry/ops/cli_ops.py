@@ -13,25 +13,26 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from registry.config import Config
+from registry.domain.htpasswd import read_htpasswd
+from registry.domain.packages import Packages
+from registry.domain.rules import storage_folder
+from registry.http.logs import configure_logging
+from registry.ops.gc import collect, parse_age
+from registry.ops.importer import Summary, VerdaccioImporter, import_users, read_db_json
 from storage.backends import build_backends
 from storage.base import PackageStore
 from storage.fs import FsPackageStore
 from storage.s3 import S3PackageStore
-
-from registry.config import Config
-from registry.ops.gc import collect, parse_age
-from registry.domain.htpasswd import read_htpasswd
-from registry.ops.importer import Summary, VerdaccioImporter, import_users, read_db_json
-from registry.http.logs import configure_logging
-from registry.domain.packages import Packages
-from registry.domain.rules import storage_folder
 
 CONFIG_HELP = "tarhold's config.yaml (default: $TARHOLD_CONFIG, else built-in defaults)"
 S3_SOURCE_KEYS = ("region", "endpoint", "s3ForcePathStyle", "accessKeyId", "secretAccessKey", "sessionToken", "proxy")
 
 
 def _config(args: argparse.Namespace) -> Config:
-    from registry.ops.cli import config_from_args  # cli.py imports this module to wire it
+    from registry.ops.cli import (
+        config_from_args,  # cli.py imports this module to wire it
+    )
 
     config = config_from_args(args)
     configure_logging(config.log)

@@ -24,12 +24,11 @@ from pathlib import Path
 
 import orjson
 
+from registry.domain.packages import MIRROR_MARK, is_mirrored
+from registry.domain.usage import ACCESS_PK, last_access
 from storage.base import PACKUMENT_FILE, NotFound, PackageStore, RegistryDatabase
 from storage.fs import FsPackageStore
 from storage.s3 import S3PackageStore
-
-from registry.domain.usage import ACCESS_PK, last_access
-from registry.domain.packages import MIRROR_MARK, is_mirrored
 
 LOG = logging.getLogger(__name__)
 

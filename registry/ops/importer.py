@@ -41,17 +41,28 @@ from typing import Any
 
 import orjson
 
-from storage.base import Conflict, NotFound, PackageStore, RegistryDatabase, StorageError
-from storage.fs import FsPackageStore
-from storage.s3 import S3PackageStore, is_missing
-
 from registry.domain.errors import RegistryError
-from registry.ops.gc import package_names
 from registry.domain.htpasswd import FOREIGN_PREFIX, HtpasswdEntry, scheme_of
 from registry.domain.packages import MIRROR_MARK, Packages, is_mirrored, now_iso
 from registry.domain.packument import TIME_META, preferred_latest, tarball_file_of
-from registry.domain.users import PROFILE_SK, USERS_PK, get_user, user_pk, valid_user_name
 from registry.domain.packument_views import rewrite_tarball_urls
+from registry.domain.users import (
+    PROFILE_SK,
+    USERS_PK,
+    get_user,
+    user_pk,
+    valid_user_name,
+)
+from registry.ops.gc import package_names
+from storage.base import (
+    Conflict,
+    NotFound,
+    PackageStore,
+    RegistryDatabase,
+    StorageError,
+)
+from storage.fs import FsPackageStore
+from storage.s3 import S3PackageStore, is_missing
 
 LOG = logging.getLogger(__name__)
 

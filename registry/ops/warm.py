@@ -19,14 +19,13 @@ from pathlib import Path
 
 import yaml
 
-from storage.backends import build_backends
-from storage.base import NotFound
-
 from registry.config import Config
 from registry.domain.errors import RegistryError
 from registry.domain.names import tarball_filename
 from registry.domain.packages import Packages
 from registry.domain.rules import rule_for, storage_folder
+from storage.backends import build_backends
+from storage.base import NotFound
 
 LOG = logging.getLogger(__name__)
 

@@ -24,9 +24,6 @@ from typing import Any
 
 import pytest
 
-from tests.servers import provision_aws as servers_provision_aws
-from tests.servers import AwsEndpoint
-
 from tests.e2e.fixtures import (
     NewNpm,
     Npm,
@@ -35,6 +32,8 @@ from tests.e2e.fixtures import (
     start_tarhold,
     unique_name,
 )
+from tests.servers import AwsEndpoint
+from tests.servers import provision_aws as servers_provision_aws
 
 BACKENDS = ["embedded", "aws"]
 AWS_BUCKET = "tarhold-e2e"

@@ -21,8 +21,8 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from registry.http.app import SERVER_KWARGS, create_app
 from registry.config import parse_config
+from registry.http.app import SERVER_KWARGS, create_app
 from registry.http.routes_auth import install
 from tests.e2e.terminal import run_on_tty
 

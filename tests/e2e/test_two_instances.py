@@ -18,6 +18,7 @@ from collections.abc import Callable
 import aiohttp
 import pytest
 
+from registry.domain.caches import CacheConfig
 from tests.e2e.fixtures import (
     NewNpm,
     TarholdServer,
@@ -27,7 +28,6 @@ from tests.e2e.fixtures import (
     path_of,
     unique_name,
 )
-from registry.config import CacheConfig
 from tests.http.packages import make_tarball, publish_body, tarball_name
 
 pytestmark = pytest.mark.npm

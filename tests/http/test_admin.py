@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
-from registry.http.app import create_app
 from registry.config import parse_config
+from registry.http.app import create_app
 from storage.base import ConfigError
 
 from .conftest import MakeClient

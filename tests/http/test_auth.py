@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from registry.http.app import SERVER_KWARGS, create_app
 from registry.config import parse_config
+from registry.http.app import SERVER_KWARGS, create_app
 from registry.http.routes_auth import install
 
 from .conftest import MakeClient

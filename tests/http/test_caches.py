@@ -16,8 +16,8 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from registry.config import parse_config
-from registry.http.appkeys import PACKAGES
 from registry.domain.packument_views import abbreviate
+from registry.http.appkeys import PACKAGES
 from storage.base import ConfigError, PackageStore
 from tests.fake_upstream import FakeUpstream
 

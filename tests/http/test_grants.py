@@ -20,8 +20,8 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
-from registry.http.appkeys import DATABASE
 from registry.domain.users import create_token as db_create_token
+from registry.http.appkeys import DATABASE
 
 from .conftest import MakeClient
 from .packages import path_of, publish, tarball_name

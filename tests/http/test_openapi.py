@@ -12,8 +12,8 @@ from aiohttp.test_utils import TestClient
 from openapi_spec_validator import validate
 from yarl import URL
 
-from registry.http.app import create_app
 from registry.config import parse_config
+from registry.http.app import create_app
 
 METHODS = {"get", "put", "post", "patch", "delete", "head"}
 # The catch-all routes serve npm's URL forms, which the document lists one by one.

@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
-from registry.http.auth import caches
-from registry.http.appkeys import DATABASE
 from registry.domain.users import create_token as db_create_token
 from registry.domain.users import token_pk
+from registry.http.appkeys import DATABASE
+from registry.http.auth import caches
 
 from .conftest import MakeClient
 from .packages import path_of, publish

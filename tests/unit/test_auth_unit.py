@@ -6,7 +6,7 @@ import base64
 
 import pytest
 
-from registry.http.auth import Identity, ip_allowed, is_allowed, log_path, parse_basic, parse_cidrs
+from registry.domain.cidrs import ip_allowed, parse_cidrs
 from registry.domain.errors import Unauthorized
 from registry.domain.users import (
     check_password_sync,
@@ -14,6 +14,7 @@ from registry.domain.users import (
     token_hash,
     valid_user_name,
 )
+from registry.http.auth import Identity, is_allowed, log_path, parse_basic
 
 ALICE = Identity(user="alice")
 

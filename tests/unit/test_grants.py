@@ -8,7 +8,6 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import make_mocked_request
 
-from registry.http.auth import Identity, client_address, grant_allows, may_read_package, require_grant
 from registry.config import parse_config
 from registry.domain.errors import Forbidden, TooManyRequests
 from registry.domain.grants import (
@@ -22,8 +21,15 @@ from registry.domain.grants import (
     parse_grants,
     stored_grants,
 )
-from registry.http.appkeys import CONFIG
 from registry.domain.ratelimit import RateLimiter
+from registry.http.appkeys import CONFIG
+from registry.http.auth import (
+    Identity,
+    client_address,
+    grant_allows,
+    may_read_package,
+    require_grant,
+)
 from storage.base import ConfigError
 
 NOW = 1_700_000_000

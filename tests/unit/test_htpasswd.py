@@ -15,7 +15,13 @@ import bcrypt
 import pytest
 
 from registry.domain import users
-from registry.domain.htpasswd import FOREIGN_PREFIX, md5_crypt, read_htpasswd, scheme_of, verify
+from registry.domain.htpasswd import (
+    FOREIGN_PREFIX,
+    md5_crypt,
+    read_htpasswd,
+    scheme_of,
+    verify,
+)
 from storage.sqlite import SqliteRegistryDatabase
 
 PASSWORD = "correct horse"

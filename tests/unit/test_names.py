@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from registry.domain.errors import PublishError
 from registry.domain.names import (
     is_safe_filename,
     is_semver_range,
@@ -13,7 +14,6 @@ from registry.domain.names import (
     validate_dist_tag,
     validate_package_name,
 )
-from registry.domain.packument import PublishError
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,6 @@ from typing import Any
 import pytest
 
 from registry.domain.names import tarball_filename
-from registry.domain.packument_views import abbreviate, manifest_for, rewrite_tarball_urls
 from registry.domain.packument import (
     AttachmentInfo,
     PublishError,
@@ -22,6 +21,11 @@ from registry.domain.packument import (
     remove_dist_tag,
     set_dist_tag,
     unpublish_all,
+)
+from registry.domain.packument_views import (
+    abbreviate,
+    manifest_for,
+    rewrite_tarball_urls,
 )
 
 BASE = "http://registry.test"

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from registry.domain import tarball
-from registry.domain.packument import PublishError
+from registry.domain.errors import PublishError
 from registry.domain.tarball import inspect_tarball
 
 Files = dict[str, "bytes | str | dict[str, Any]"]

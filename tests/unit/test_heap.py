@@ -5,8 +5,8 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from registry.domain import caches
-from registry.domain.caches import trimmed
+from storage import heap as caches
+from storage.heap import trimmed
 
 
 def test_trimmed_returns_the_result_and_trims(monkeypatch: pytest.MonkeyPatch) -> None:
