@@ -43,7 +43,6 @@ SCOPED = re.compile(r"@([^/]+)/([^/]+)")
 
 
 def _refuse(name: str, reasons: list[str]) -> None:
-    # Imported here: packument.py imports this module at load time.
     raise PublishError(400, f"invalid package name {name!r}: " + "; ".join(reasons))
 
 

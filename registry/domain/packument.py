@@ -8,9 +8,11 @@ never mutate their inputs; they copy what they change. Validation failures
 raise `PublishError(status, message)` (registry.domain.errors), which the error
 middleware renders as it does every RegistryError.
 
-Writes: `apply_publish` (npm publish), `apply_update` (deprecate, unpublish of
-versions, owners, stars), `unpublish_all`, `set_dist_tag`, `remove_dist_tag`.
-Views of a packument (abbreviated, rewritten URLs, one manifest) are in views.py.
+Here: the shared basics and `apply_publish` (npm publish). The other writes —
+`apply_update` (deprecate, unpublish of versions, owners, stars),
+`unpublish_all`, `set_dist_tag`, `remove_dist_tag` — are in
+packument_changes.py; views of a packument (abbreviated, rewritten URLs, one
+manifest) in packument_views.py.
 """
 
 from __future__ import annotations
@@ -95,7 +97,7 @@ def new_packument(name: str, *, now: str | None = None) -> Doc:
     }
 
 
-def _copy(doc: Doc) -> Doc:
+def copy_doc(doc: Doc) -> Doc:
     """A copy that is safe to edit: new containers at the top level; manifests stay shared."""
     new = dict(doc)
     new["versions"] = dict(doc.get("versions") or {})
@@ -135,7 +137,7 @@ def _used_versions(doc: Doc | None) -> list[str]:
     return sorted(keys)
 
 
-def _hoist(doc: Doc) -> None:
+def hoist(doc: Doc) -> None:
     latest = doc["versions"].get(doc["dist-tags"].get("latest"))
     if not isinstance(latest, dict):
         return
@@ -161,7 +163,7 @@ def _check_integrity(declared: Any, attachment: AttachmentInfo) -> None:
             )
 
 
-def _check_body_name(body: Doc, name: str) -> None:
+def check_body_name(body: Doc, name: str) -> None:
     for key in ("name", "_id"):
         if key in body and body[key] != name:
             raise PublishError(400, f"the body's {key} {body[key]!r} does not match the package {name!r}")
@@ -196,7 +198,7 @@ def apply_publish(
     """
     if not isinstance(body, dict):
         raise PublishError(400, "a publish body must be a JSON object")
-    _check_body_name(body, name)
+    check_body_name(body, name)
     versions = body.get("versions")
     if not isinstance(versions, dict) or len(versions) != 1:
         raise PublishError(400, "a publish must carry exactly one version")
@@ -243,7 +245,7 @@ def apply_publish(
     if dist.get("integrity") is not None:
         _check_integrity(dist["integrity"], attachment)
 
-    doc = _copy(current) if current else new_packument(name, now=now)
+    doc = copy_doc(current) if current else new_packument(name, now=now)
     doc["_id"] = doc["name"] = name
     if not doc["versions"]:
         # A new package, or one fully unpublished before: the publisher owns it.
@@ -281,37 +283,8 @@ def apply_publish(
         filename_of_readme = body.get("readmeFilename", manifest.get("readmeFilename"))
         if isinstance(filename_of_readme, str):
             doc["readmeFilename"] = filename_of_readme
-    _hoist(doc)
+    hoist(doc)
     return doc, version
-
-
-def _same_dist(stored: Any, incoming: Any) -> bool:
-    """Equal apart from the tarball URL's host/base, which GET rewrote on the way out."""
-    if not isinstance(stored, dict) or not isinstance(incoming, dict):
-        return bool(stored == incoming)
-
-    def filename(dist: dict[str, Any]) -> str:
-        return urlsplit(str(dist.get("tarball", ""))).path.rsplit("/", 1)[-1]
-
-    rest = {k: v for k, v in stored.items() if k != "tarball"}
-    incoming_rest = {k: v for k, v in incoming.items() if k != "tarball"}
-    return rest == incoming_rest and filename(stored) == filename(incoming)
-
-
-def _maintainers(value: Any) -> list[dict[str, str]]:
-    if not isinstance(value, list):
-        raise PublishError(400, "maintainers must be a list")
-    result: dict[str, dict[str, str]] = {}
-    for entry in value:
-        if not isinstance(entry, dict) or not isinstance(entry.get("name"), str) or not entry["name"]:
-            raise PublishError(400, "every maintainer needs a name")
-        person = {"name": entry["name"]}
-        if isinstance(entry.get("email"), str):
-            person["email"] = entry["email"]
-        result.setdefault(person["name"], person)
-    if not result:
-        raise PublishError(400, "a package must keep at least one maintainer")
-    return list(result.values())
 
 
 def tarball_file_of(name: str, version: str, manifest: Any) -> str:
@@ -321,143 +294,3 @@ def tarball_file_of(name: str, version: str, manifest: Any) -> str:
         if names.is_safe_filename(last):
             return last
     return names.tarball_filename(name, version)
-
-
-def apply_update(current: Doc, body: Doc, *, now: str) -> UpdateResult:
-    """Apply a `PUT /{name}/-rev/{rev}` (or a deprecate PUT) body to `current`.
-
-    The npm CLI sends the whole packument back (deprecate, unpublish of one
-    version) or only `_id`/`_rev` and the field it changes (`npm owner` sends
-    `maintainers`, `npm star` sends `users`). A field missing from the body
-    stays as it is. Versions missing from a `versions` the body does carry are
-    unpublished: they leave `versions` but stay in `time`, so they can never
-    be published again. Of an existing version only `deprecated` may change
-    (a falsy value undeprecates); a changed `dist` or an added version is
-    refused (400); other manifest edits are ignored. dist-tags pointing at
-    removed versions are dropped, and `latest` falls back to the highest
-    remaining release. Removing every version leaves a tombstone, as
-    `unpublish_all` does.
-    """
-    if not isinstance(body, dict):
-        raise PublishError(400, "the body must be a JSON object")
-    name = current["name"]
-    _check_body_name(body, name)
-    if not current.get("versions"):
-        raise PublishError(404, f"package {name} not found")
-    doc = _copy(current)
-    incoming_versions = body.get("versions")
-    if incoming_versions is not None and not isinstance(incoming_versions, dict):
-        raise PublishError(400, "versions must be an object")
-    removed: list[str] = []
-    if incoming_versions is not None:
-        added = sorted(set(incoming_versions) - set(current.get("versions") or {}))
-        if added:
-            raise PublishError(400, f"versions can only be added by npm publish: {', '.join(added)}")
-        for version, stored in (current.get("versions") or {}).items():
-            if version not in incoming_versions:
-                del doc["versions"][version]
-                removed.append(version)
-                continue
-            incoming = incoming_versions[version]
-            if not isinstance(incoming, dict):
-                raise PublishError(400, f"the manifest of {version} must be an object")
-            if "dist" in incoming and not _same_dist(stored.get("dist"), incoming["dist"]):
-                raise PublishError(400, f"the dist of the published version {version} cannot be changed")
-            if "deprecated" in incoming and incoming["deprecated"] != stored.get("deprecated"):
-                message = incoming["deprecated"]
-                if message and not isinstance(message, str):
-                    raise PublishError(400, f"deprecated of {version} must be a string")
-                manifest = dict(stored)
-                if message:
-                    manifest["deprecated"] = message
-                else:
-                    manifest.pop("deprecated", None)
-                doc["versions"][version] = manifest
-
-    if "maintainers" in body:
-        doc["maintainers"] = _maintainers(body["maintainers"])
-    if isinstance(body.get("users"), dict):
-        doc["users"] = dict(body["users"])
-
-    if not doc["versions"]:
-        return unpublish_all(current, now=now)
-
-    tags = body.get("dist-tags", current.get("dist-tags") or {})
-    if not isinstance(tags, dict):
-        raise PublishError(400, "dist-tags must be an object")
-    old_tags = current.get("dist-tags") or {}
-    new_tags: dict[str, str] = {}
-    for tag, target in tags.items():
-        if not isinstance(target, str):
-            raise PublishError(400, f"dist-tag {tag!r} must name a version")
-        if target in doc["versions"]:
-            if old_tags.get(tag) != target:
-                names.validate_dist_tag(tag)
-            new_tags[tag] = target
-        elif target not in removed:
-            raise PublishError(400, f"dist-tag {tag!r} points at {target!r}, not a version of {name}")
-    if "latest" not in new_tags:
-        kept = old_tags.get("latest")
-        if not (isinstance(kept, str) and kept in doc["versions"]):
-            kept = preferred_latest(doc["versions"]) or next(iter(doc["versions"]))
-        new_tags["latest"] = kept
-    doc["dist-tags"] = new_tags
-    _hoist(doc)
-
-    changed = doc != _copy(current)
-    if changed:
-        doc["time"]["modified"] = now
-    tarballs = [tarball_file_of(name, v, current["versions"][v]) for v in removed]
-    return UpdateResult(doc, removed, tarballs, changed)
-
-
-def unpublish_all(current: Doc, *, now: str, user: str | None = None) -> UpdateResult:
-    """Remove every version, leaving a tombstone that keeps `time` so no version is reused.
-
-    The tombstone has no versions and no dist-tags; `time.unpublished` records
-    when, by whom and which versions, as the npm registry does.
-    """
-    name = current["name"]
-    versions = current.get("versions") or {}
-    time = {k: v for k, v in (current.get("time") or {}).items() if k != "unpublished"}
-    time["modified"] = now
-    time["unpublished"] = {"time": now, "versions": list(versions)}
-    if user:
-        time["unpublished"]["name"] = user
-    tombstone = {
-        "_id": name,
-        "name": name,
-        "dist-tags": {},
-        "versions": {},
-        "time": time,
-        "maintainers": list(current.get("maintainers") or []),
-        "users": {},
-    }
-    removed = list(versions)
-    return UpdateResult(tombstone, removed, [tarball_file_of(name, v, versions[v]) for v in removed], True)
-
-
-def set_dist_tag(current: Doc, tag: str, version: str, *, now: str | None = None) -> Doc:
-    """Point `tag` at `version` (400 for a tag that parses as a semver range, 404 for an unknown version)."""
-    names.validate_dist_tag(tag)
-    if version not in (current.get("versions") or {}):
-        raise PublishError(404, f"version {version} of {current.get('name')} not found")
-    doc = _copy(current)
-    doc["dist-tags"][tag] = version
-    if now:
-        doc["time"]["modified"] = now
-    _hoist(doc)
-    return doc
-
-
-def remove_dist_tag(current: Doc, tag: str, *, now: str | None = None) -> Doc:
-    """Remove `tag` (400 for `latest`, which every package keeps; 404 when there is no such tag)."""
-    if tag == "latest":
-        raise PublishError(400, "the latest dist-tag cannot be removed")
-    if tag not in (current.get("dist-tags") or {}):
-        raise PublishError(404, f"{current.get('name')} has no dist-tag {tag!r}")
-    doc = _copy(current)
-    del doc["dist-tags"][tag]
-    if now:
-        doc["time"]["modified"] = now
-    return doc

@@ -21,7 +21,7 @@ from registry.domain.names import (
     validate_package_name,
 )
 from registry.domain.packages import Packages, is_mirrored, now_iso
-from registry.domain.packument import (
+from registry.domain.packument_changes import (
     apply_update,
     remove_dist_tag,
     set_dist_tag,

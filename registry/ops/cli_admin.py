@@ -31,6 +31,7 @@ from registry.domain.admin import (
 )
 from registry.domain.errors import RegistryError
 from registry.domain.rules import storage_folder
+from registry.ops.settings import config_from_args
 from storage.backends import build_backends
 from storage.base import RegistryDatabase
 
@@ -62,10 +63,6 @@ def runner(command: Command) -> Callable[[argparse.Namespace], int]:
     """An argparse `func` that loads the config like `tarhold serve` and runs `command`."""
 
     def run(args: argparse.Namespace) -> int:
-        from registry.ops.cli import (
-            config_from_args,  # cli.py imports this module to wire it
-        )
-
         return asyncio.run(with_database(config_from_args(args), command, args))
 
     return run

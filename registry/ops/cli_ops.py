@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from registry.ops.settings import config_from_args, public_base
 from registry.config import Config
 from registry.domain.htpasswd import read_htpasswd
 from registry.domain.packages import Packages
@@ -30,10 +31,6 @@ S3_SOURCE_KEYS = ("region", "endpoint", "s3ForcePathStyle", "accessKeyId", "secr
 
 
 def _config(args: argparse.Namespace) -> Config:
-    from registry.ops.cli import (
-        config_from_args,  # cli.py imports this module to wire it
-    )
-
     config = config_from_args(args)
     configure_logging(config.log)
     return config
@@ -56,8 +53,6 @@ def source_store(config: Config, args: argparse.Namespace) -> PackageStore:
 
 
 async def run_import(config: Config, args: argparse.Namespace) -> Summary:
-    from registry.ops.cli import public_base
-
     source = source_store(config, args)
     store, database = build_backends(
         config.store.backend, path=config.store.path, section=config.store.section,

@@ -10,14 +10,16 @@ from typing import Any
 import pytest
 
 from registry.domain.names import tarball_filename
+from registry.domain.errors import PublishError
 from registry.domain.packument import (
     AttachmentInfo,
-    PublishError,
     apply_publish,
-    apply_update,
     max_version,
     new_packument,
     preferred_latest,
+)
+from registry.domain.packument_changes import (
+    apply_update,
     remove_dist_tag,
     set_dist_tag,
     unpublish_all,
