@@ -77,6 +77,8 @@ class Config:
     public_url: str | None = None  # scheme://host[:port][/prefix], no trailing slash
     url_prefix: str = ""  # path prefix the registry is mounted under
     max_body_size: int = 10 * 1024 * 1024
+    # How far a published tarball may inflate (parse_config: 10 x max_body_size).
+    max_unpacked_size: int = 100 * 1024 * 1024
     store: StoreConfig = field(default_factory=lambda: StoreConfig("fs", "./storage"))
     uplinks: Mapping[str, UplinkConfig] = field(default_factory=dict)
     packages: tuple[PackageRule, ...] = ()
@@ -114,7 +116,7 @@ def parse_config(raw: Mapping[str, Any], *, config_dir: Path | None = None) -> C
     raw = resolve_env(dict(raw))
     base = config_dir or Path.cwd()
     known = {
-        "listen", "storage", "store", "uplinks", "packages", "auth", "max_body_size",
+        "listen", "storage", "store", "uplinks", "packages", "auth", "max_body_size", "max_unpacked_size",
         "url_prefix", "public_url", "log", "cache", "web",
     }
     for key in raw:
@@ -127,12 +129,14 @@ def parse_config(raw: Mapping[str, Any], *, config_dir: Path | None = None) -> C
     uplinks = parse_uplinks(raw.get("uplinks") or {})
     packages = parse_packages(raw.get("packages"), uplinks)
     public_url, url_prefix = parse_public_url(raw.get("public_url"), raw.get("url_prefix"))
+    max_body_size = parse_size("max_body_size", raw.get("max_body_size", "10mb"))
     return Config(
         host=host,
         port=port,
         public_url=public_url,
         url_prefix=url_prefix,
-        max_body_size=parse_size("max_body_size", raw.get("max_body_size", "10mb")),
+        max_body_size=max_body_size,
+        max_unpacked_size=parse_size("max_unpacked_size", raw.get("max_unpacked_size", 10 * max_body_size)),
         store=parse_store(raw.get("storage"), raw.get("store"), base),
         uplinks=uplinks,
         packages=packages,
