@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from .base import ConfigError, PackageStore, RegistryDatabase, StorageFolder, no_folder
@@ -23,6 +24,34 @@ def validate_s3_section(section: Mapping[str, Any]) -> None:
     DynamoRegistryDatabase.from_config(section)
 
 
+def build_package_store(
+    backend: str,
+    *,
+    path: str | None = None,
+    section: Mapping[str, Any] | None = None,
+    folder: StorageFolder = no_folder,
+    where: str | None = None,
+) -> PackageStore:
+    """The package store a config names (a directory, or an S3 section), not yet opened.
+
+    `where` names the S3 section in errors when it is not the config's own
+    (say, a command-line option).
+    """
+    if backend == "fs":
+        from .fs import FsPackageStore
+
+        if not path:
+            raise ConfigError(where or "storage", "must be a directory path")
+        return FsPackageStore(path, folder)
+    if backend == "aws-s3-storage":
+        from .s3 import S3PackageStore
+
+        if where is None:
+            return S3PackageStore.from_config(section or {}, folder)
+        return S3PackageStore.from_config(section or {}, folder, where)
+    raise ConfigError("store", f"unknown store {backend!r}")
+
+
 def build_backends(
     backend: str,
     *,
@@ -31,19 +60,12 @@ def build_backends(
     folder: StorageFolder = no_folder,
 ) -> tuple[PackageStore, RegistryDatabase]:
     """The package store and the registry database a config names, not yet opened."""
+    store = build_package_store(backend, path=path, section=section, folder=folder)
     if backend == "fs":
-        from pathlib import Path
-
-        from .fs import FsPackageStore
         from .sqlite import SqliteRegistryDatabase
 
-        if not path:
-            raise ConfigError("storage", "must be a directory path")
-        return FsPackageStore(path, folder), SqliteRegistryDatabase(Path(path) / SQLITE_FILE)
-    if backend == "aws-s3-storage":
-        from .dynamodb import DynamoRegistryDatabase
-        from .s3 import S3PackageStore
+        assert path is not None  # build_package_store checked it
+        return store, SqliteRegistryDatabase(Path(path) / SQLITE_FILE)
+    from .dynamodb import DynamoRegistryDatabase
 
-        section = section or {}
-        return S3PackageStore.from_config(section, folder), DynamoRegistryDatabase.from_config(section)
-    raise ConfigError("store", f"unknown store {backend!r}")
+    return store, DynamoRegistryDatabase.from_config(section or {})

@@ -165,6 +165,30 @@ class PackageStore(abc.ABC):
         """Delete the packument and every tarball of a package; no error if absent."""
 
     @abc.abstractmethod
+    def package_names(self) -> AsyncIterator[str]:
+        """Every package name with a packument in the store, scoped ones included, in no set order.
+
+        Only names the store's storage folders put where they were found count;
+        none is a miss (no error).
+        """
+
+    @abc.abstractmethod
+    async def read_root_file(self, filename: str) -> bytes:
+        """A file at the top of the store, beside the package folders; raises NotFound.
+
+        Not a package's file: Verdaccio keeps its package list there
+        (`.verdaccio-db.json`), and the importer reads it.
+        """
+
+    @abc.abstractmethod
+    def package_location(self, name: str) -> str:
+        """Where a package's files live, as a URL-like string; no I/O, no error on a miss.
+
+        Two stores give the same string for a name exactly when they hold the
+        very same files for it (the importer then rewrites in place).
+        """
+
+    @abc.abstractmethod
     async def check_health(self) -> None:
         """Raise StorageError when the backend cannot serve."""
 

@@ -32,6 +32,7 @@ from .base import (
     TarballReader,
     no_folder,
 )
+from .layout import MAX_DEPTH, name_from_parts
 
 LOG = logging.getLogger(__name__)
 
@@ -246,6 +247,29 @@ class FsPackageStore(PackageStore):
         except OSError as exc:
             raise StorageError(f"deleting package {name}: {exc.strerror}") from exc
 
+    async def package_names(self) -> AsyncIterator[str]:
+        # The walk is one blocking call; the names it finds are few next to
+        # the files it passes, so they are collected before any is yielded.
+        for parts in await asyncio.to_thread(_packument_dirs, self.root):
+            name = name_from_parts(parts, self.folder)
+            if name is not None:
+                yield name
+
+    async def read_root_file(self, filename: str) -> bytes:
+        if not filename or "/" in filename or filename in (".", ".."):
+            raise StorageError(f"unsafe file name {filename!r}")
+        path = self.root / filename
+        try:
+            return await asyncio.to_thread(path.read_bytes)
+        except (FileNotFoundError, IsADirectoryError):  # a directory is a package, not this file
+            raise NotFound(f"no file {filename} in {self.root}") from None
+        except OSError as exc:
+            raise StorageError(f"reading {path}: {exc.strerror}") from exc
+
+    def package_location(self, name: str) -> str:
+        # Resolved, so two spellings of one directory (a symlink, "..") agree.
+        return self.package_dir(name).resolve().as_uri()
+
     async def check_health(self) -> None:
         def probe() -> None:
             if not self.root.is_dir():
@@ -257,6 +281,18 @@ class FsPackageStore(PackageStore):
 
     def describe(self) -> Mapping[str, str]:
         return {"type": "fs", "path": str(self.root)}
+
+
+def _packument_dirs(root: Path) -> list[list[str]]:
+    """The directories under root (as path parts) that hold a packument."""
+    found: list[list[str]] = []
+    for directory, subdirs, files in os.walk(root):
+        subdirs[:] = [d for d in subdirs if not d.startswith(".")]
+        if PACKUMENT_FILE in files:
+            relative = Path(directory).relative_to(root).parts
+            if 1 <= len(relative) <= MAX_DEPTH:
+                found.append(list(relative))
+    return found
 
 
 def _read_packument(path: Path) -> StoredPackument:

@@ -13,10 +13,13 @@ upload lives in `s3_multipart`.
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import AsyncIterable, AsyncIterator, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Iterator, Mapping
 from typing import Any
 from urllib.parse import quote
+
+from botocore.exceptions import ClientError
 
 from .aws import (
     CONFIG_SECTION,
@@ -41,7 +44,8 @@ from .base import (
     TarballReader,
     no_folder,
 )
-from .s3_multipart import BufferBody, MultipartUpload
+from .layout import name_from_parts
+from .s3_multipart import upload_stream
 
 LOG = logging.getLogger(__name__)
 
@@ -50,7 +54,6 @@ S3_KEYS: frozenset[str] = frozenset(
     " accessKeyId secretAccessKey sessionToken proxy tarball_redirect".split()
 )
 
-PART_SIZE = 8 * 1024 * 1024
 READ_CHUNK = 1024 * 1024  # large reads: fewer loop turns per streamed megabyte
 PRESIGNED = "presigned"
 PRESIGNED_EXPIRY = 15 * 60  # seconds a presigned tarball URL stays valid
@@ -59,9 +62,19 @@ MISSING_CODES = frozenset({"NoSuchKey", "NotFound", "404"})
 CONFLICT_CODES = frozenset({"PreconditionFailed", "ConditionalRequestConflict"})
 
 
-def is_missing(exc: Exception) -> bool:
-    """True for the "no such object" answer of GetObject/HeadObject/PutObject."""
-    return client_error_code(exc) in MISSING_CODES
+@contextlib.contextmanager
+def missing_is_not_found(message: str) -> Iterator[None]:
+    """Raise NotFound(message) for S3's "no such object" answer (GetObject, HeadObject).
+
+    The one place that answer becomes NotFound; use it inside `translate`,
+    which turns every other SDK error into StorageError.
+    """
+    try:
+        yield
+    except ClientError as exc:
+        if client_error_code(exc) in MISSING_CODES:
+            raise NotFound(message) from None
+        raise
 
 
 def parse_tarball_redirect(value: str | None, where: str = CONFIG_SECTION) -> str | None:
@@ -161,6 +174,10 @@ class S3PackageStore(AwsClient, PackageStore):
 
     # -- layout -------------------------------------------------------------
 
+    def root_prefix(self) -> str:
+        """The key prefix every file of this store starts with ("" or ending with '/')."""
+        return f"{self.key_prefix}/" if self.key_prefix else ""
+
     def package_prefix(self, name: str) -> str:
         """The key prefix of a package's files, ending with '/'."""
         # Names are validated before they reach storage; this is the last guard.
@@ -178,16 +195,8 @@ class S3PackageStore(AwsClient, PackageStore):
 
     async def read_packument(self, name: str) -> StoredPackument:
         key = self.file_key(name, PACKUMENT_FILE)
-        with translate(f"reading s3 object {key}"):
-            try:
-                response = await self.client.get_object(Bucket=self.bucket, Key=key)
-            except Exception as exc:
-                if is_missing(exc):
-                    raise NotFound(f"no packument for {name}") from None
-                raise
-            async with response["Body"] as body:
-                data = await body.read()
-        return StoredPackument(data, response["ETag"])
+        data, etag = await self._read_object(key, f"no packument for {name}")
+        return StoredPackument(data, etag)
 
     async def write_packument(
         self,
@@ -230,57 +239,18 @@ class S3PackageStore(AwsClient, PackageStore):
         extra: dict[str, str] = {"ContentType": "application/octet-stream"}
         if self.tarball_acl:
             extra["ACL"] = self.tarball_acl
-        # The part being filled is the only buffer and is sent as it is, so
-        # memory holds one part plus one incoming chunk, never a copy of both.
-        buffer = bytearray()
-        size = 0
-        upload: MultipartUpload | None = None
-        try:
-            async for chunk in chunks:
-                size += len(chunk)
-                view = memoryview(chunk)
-                while len(buffer) + len(view) >= PART_SIZE:
-                    take = PART_SIZE - len(buffer)
-                    buffer += view[:take]
-                    view = view[take:]
-                    if upload is None:
-                        upload = await MultipartUpload.start(self.client, self.bucket, key, extra)
-                    await upload.send(buffer)
-                    buffer = bytearray()
-                buffer += view
-            if upload is None:
-                with translate(f"writing s3 object {key}"), BufferBody(buffer) as body:
-                    await self.client.put_object(Bucket=self.bucket, Key=key, Body=body, **extra)
-            else:
-                if buffer:
-                    await upload.send(buffer)
-                await upload.complete()
-        except BaseException:
-            if upload is not None:
-                await upload.abort()
-            raise
-        return size
+        return await upload_stream(self.client, self.bucket, key, chunks, extra)
 
     async def open_tarball(self, name: str, filename: str) -> TarballReader:
         key = self.file_key(name, filename)
-        with translate(f"reading s3 object {key}"):
-            try:
-                response = await self.client.get_object(Bucket=self.bucket, Key=key)
-            except Exception as exc:
-                if is_missing(exc):
-                    raise NotFound(f"no tarball {filename} for {name}") from None
-                raise
+        with translate(f"reading s3 object {key}"), missing_is_not_found(f"no tarball {filename} for {name}"):
+            response = await self.client.get_object(Bucket=self.bucket, Key=key)
         return S3TarballReader(response["Body"], int(response["ContentLength"]), response["ETag"], key)
 
     async def stat_tarball(self, name: str, filename: str) -> TarballInfo:
         key = self.file_key(name, filename)
-        with translate(f"reading s3 object {key}"):
-            try:
-                response = await self.client.head_object(Bucket=self.bucket, Key=key)
-            except Exception as exc:
-                if is_missing(exc):
-                    raise NotFound(f"no tarball {filename} for {name}") from None
-                raise
+        with translate(f"reading s3 object {key}"), missing_is_not_found(f"no tarball {filename} for {name}"):
+            response = await self.client.head_object(Bucket=self.bucket, Key=key)
         return TarballInfo(int(response["ContentLength"]), response["ETag"])
 
     async def tarball_location(self, name: str, filename: str) -> str | None:
@@ -302,12 +272,8 @@ class S3PackageStore(AwsClient, PackageStore):
     async def delete_tarball(self, name: str, filename: str) -> None:
         key = self.file_key(name, filename)
         with translate(f"deleting s3 object {key}"):
-            try:
+            with missing_is_not_found(f"no tarball {filename} for {name}"):
                 await self.client.head_object(Bucket=self.bucket, Key=key)
-            except Exception as exc:
-                if is_missing(exc):
-                    raise NotFound(f"no tarball {filename} for {name}") from None
-                raise
             await self.client.delete_object(Bucket=self.bucket, Key=key)
 
     # -- packages -----------------------------------------------------------
@@ -357,11 +323,49 @@ class S3PackageStore(AwsClient, PackageStore):
                     f" e.g. {first.get('Key')}: {first.get('Code')} {first.get('Message', '')}".rstrip()
                 )
 
+    async def package_names(self) -> AsyncIterator[str]:
+        # Without a delimiter: one listing of every key finds packuments at
+        # any depth (folder, scope), at the price of listing tarballs too.
+        prefix = self.root_prefix()
+        paginator = self.client.get_paginator("list_objects_v2")
+        pages = paginator.paginate(
+            Bucket=self.bucket, Prefix=prefix, PaginationConfig={"PageSize": self.page_size}
+        )
+        with translate(f"listing s3 objects under {prefix}"):
+            async for page in pages:
+                for entry in page.get("Contents", ()):
+                    key = entry["Key"][len(prefix):]
+                    if key.endswith("/" + PACKUMENT_FILE):
+                        name = name_from_parts(key.split("/")[:-1], self.folder)
+                        if name is not None:
+                            yield name
+
+    async def read_root_file(self, filename: str) -> bytes:
+        if not filename or "/" in filename or filename in (".", ".."):
+            raise StorageError(f"unsafe file name {filename!r}")
+        key = self.root_prefix() + filename
+        data, _ = await self._read_object(key, f"no file {filename} in s3 bucket {self.bucket}")
+        return data
+
+    def package_location(self, name: str) -> str:
+        # The endpoint tells two S3-compatible services apart; without one
+        # it is AWS itself.
+        return f"s3://{self.aws.endpoint or 'aws'}/{self.bucket}/{self.package_prefix(name)}"
+
+    async def _read_object(self, key: str, missing: str) -> tuple[bytes, str]:
+        """A whole (small) object's bytes and ETag; raises NotFound(missing)."""
+        with translate(f"reading s3 object {key}"):
+            with missing_is_not_found(missing):
+                response = await self.client.get_object(Bucket=self.bucket, Key=key)
+            async with response["Body"] as body:
+                data = await body.read()
+        return data, str(response["ETag"])
+
     async def check_health(self) -> None:
         # ListObjectsV2 under our own prefix, not HeadBucket: a policy that
         # limits s3:ListBucket to the key prefix (see provision.iam_policy)
         # denies HeadBucket but allows this.
-        prefix = f"{self.key_prefix}/" if self.key_prefix else ""
+        prefix = self.root_prefix()
         try:
             await self.client.list_objects_v2(Bucket=self.bucket, Prefix=prefix, MaxKeys=1)
         except StorageError:

@@ -1,5 +1,6 @@
-"""Tarball uploads to S3 in parts: a multipart upload of parts sent from a
-bytearray without copying it, aborted (shielded from cancellation) on failure.
+"""Tarball uploads to S3 from a byte stream: one PutObject when small, else a
+multipart upload of parts sent from a bytearray without copying it, aborted
+(shielded from cancellation) on failure.
 """
 
 from __future__ import annotations
@@ -7,12 +8,14 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
-from collections.abc import Mapping
+from collections.abc import AsyncIterable, Mapping
 from typing import Any
 
 from .aws import translate
 
 LOG = logging.getLogger(__name__)
+
+PART_SIZE = 8 * 1024 * 1024
 
 # Abort tasks run shielded from the cancellation that triggered them; keep a
 # reference so a pending abort is not garbage-collected mid-flight.
@@ -145,4 +148,40 @@ class MultipartUpload:
             )
 
 
-__all__ = ["BufferBody", "MultipartUpload"]
+async def upload_stream(
+    client: Any, bucket: str, key: str, chunks: AsyncIterable[bytes], extra: Mapping[str, str]
+) -> int:
+    """Store `chunks` under `key` and return the size; nothing is visible unless all of it arrived."""
+    # The part being filled is the only buffer and is sent as it is, so
+    # memory holds one part plus one incoming chunk, never a copy of both.
+    buffer = bytearray()
+    size = 0
+    upload: MultipartUpload | None = None
+    try:
+        async for chunk in chunks:
+            size += len(chunk)
+            view = memoryview(chunk)
+            while len(buffer) + len(view) >= PART_SIZE:
+                take = PART_SIZE - len(buffer)
+                buffer += view[:take]
+                view = view[take:]
+                if upload is None:
+                    upload = await MultipartUpload.start(client, bucket, key, extra)
+                await upload.send(buffer)
+                buffer = bytearray()
+            buffer += view
+        if upload is None:
+            with translate(f"writing s3 object {key}"), BufferBody(buffer) as body:
+                await client.put_object(Bucket=bucket, Key=key, Body=body, **extra)
+        else:
+            if buffer:
+                await upload.send(buffer)
+            await upload.complete()
+    except BaseException:
+        if upload is not None:
+            await upload.abort()
+        raise
+    return size
+
+
+__all__ = ["PART_SIZE", "BufferBody", "MultipartUpload", "upload_stream"]

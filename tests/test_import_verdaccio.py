@@ -28,7 +28,13 @@ import yaml
 
 from registry.domain.packages import MIRROR_MARK, is_mirrored
 from registry.ops import cli
-from registry.ops.importer import Skip, VersionConflict, clean, is_verdaccio_doc, merge
+from registry.ops.import_docs import (
+    Skip,
+    VersionConflict,
+    clean,
+    is_verdaccio_doc,
+    merge,
+)
 from storage.backends import build_backends
 from storage.fs import FsPackageStore
 from tests.e2e.fixtures import (
@@ -40,8 +46,9 @@ from tests.e2e.fixtures import (
     start_tarhold,
     unique_name,
 )
-from tests.servers import AwsEndpoint, free_port, provision_aws
-from tests.verdaccio import start_verdaccio, verdaccio_config
+from tests.support.aws_servers import AwsEndpoint, provision_aws
+from tests.support.servers import free_port
+from tests.support.verdaccio import start_verdaccio, verdaccio_config
 
 pytestmark = pytest.mark.npm
 

@@ -13,18 +13,17 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from registry.ops.settings import config_from_args, public_base
 from registry.config import Config
 from registry.domain.htpasswd import read_htpasswd
 from registry.domain.packages import Packages
 from registry.domain.rules import storage_folder
 from registry.http.logs import configure_logging
 from registry.ops.gc import collect, parse_age
-from registry.ops.importer import Summary, VerdaccioImporter, import_users, read_db_json
-from storage.backends import build_backends
+from registry.ops.import_users import import_users
+from registry.ops.importer import Summary, VerdaccioImporter, read_db_json
+from registry.ops.settings import config_from_args, public_base
+from storage.backends import build_backends, build_package_store
 from storage.base import PackageStore
-from storage.fs import FsPackageStore
-from storage.s3 import S3PackageStore
 
 CONFIG_HELP = "tarhold's config.yaml (default: $TARHOLD_CONFIG, else built-in defaults)"
 S3_SOURCE_KEYS = ("region", "endpoint", "s3ForcePathStyle", "accessKeyId", "secretAccessKey", "sessionToken", "proxy")
@@ -39,7 +38,7 @@ def _config(args: argparse.Namespace) -> Config:
 def source_store(config: Config, args: argparse.Namespace) -> PackageStore:
     """Verdaccio's storage directory, or its verdaccio-aws-s3-storage bucket."""
     if args.source_storage:
-        return FsPackageStore(args.source_storage)
+        return build_package_store("fs", path=args.source_storage, where="--storage")
     section: dict[str, Any] = {}
     if config.store.backend == "aws-s3-storage":
         # The same endpoint and credentials as tarhold's own bucket, unless told otherwise.
@@ -49,7 +48,7 @@ def source_store(config: Config, args: argparse.Namespace) -> PackageStore:
         section.update({"endpoint": args.s3_endpoint, "s3ForcePathStyle": True})
     if args.s3_region:
         section["region"] = args.s3_region
-    return S3PackageStore.from_config(section, where="--s3-bucket")
+    return build_package_store("aws-s3-storage", section=section, where="--s3-bucket")
 
 
 async def run_import(config: Config, args: argparse.Namespace) -> Summary:

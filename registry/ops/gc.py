@@ -15,20 +15,16 @@ left (run gc when publishes of names that shadow an uplink are rare).
 from __future__ import annotations
 
 import logging
-import os
 import re
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import orjson
 
 from registry.domain.packages import MIRROR_MARK, is_mirrored
 from registry.domain.usage import ACCESS_PK, last_access
-from storage.base import PACKUMENT_FILE, NotFound, PackageStore, RegistryDatabase
-from storage.fs import FsPackageStore
-from storage.s3 import S3PackageStore
+from storage.base import NotFound, PackageStore, RegistryDatabase
 
 LOG = logging.getLogger(__name__)
 
@@ -42,64 +38,6 @@ def parse_age(text: str) -> float:
     if match is None:
         raise ValueError(f"not a duration: {text!r} (say 90d, 12h, 2w)")
     return float(match.group(1)) * UNIT_SECONDS[match.group(2)]
-
-
-# -- listing every package of a store -----------------------------------------
-
-
-def name_from_parts(parts: list[str], folder: Callable[[str], str]) -> str | None:
-    """The package a `.../package.json` belongs to, from the directories above it.
-
-    `[name]`, `[@scope, name]`, `[folder, name]`, `[folder, @scope, name]`;
-    a guess is accepted only when the store's folder for it is that folder.
-    """
-    candidates: list[tuple[str, str]] = []
-    if len(parts) == 1:
-        candidates.append(("", parts[0]))
-    elif len(parts) == 2:
-        if parts[0].startswith("@"):
-            candidates.append(("", "/".join(parts)))
-        candidates.append((parts[0], parts[1]))
-    elif len(parts) == 3 and parts[1].startswith("@"):
-        candidates.append((parts[0], "/".join(parts[1:])))
-    for where, name in candidates:
-        if folder(name).strip("/") == where:
-            return name
-    return None
-
-
-async def package_names(store: PackageStore) -> AsyncIterator[str]:
-    """Every package name that has a packument in `store` (fs or S3), in no set order."""
-    folder = getattr(store, "folder", lambda name: "")
-    if isinstance(store, FsPackageStore):
-        for parts in _fs_packuments(store.root):
-            name = name_from_parts(parts, folder)
-            if name is not None:
-                yield name
-    elif isinstance(store, S3PackageStore):
-        prefix = f"{store.key_prefix}/" if store.key_prefix else ""
-        paginator = store.client.get_paginator("list_objects_v2")
-        pages = paginator.paginate(Bucket=store.bucket, Prefix=prefix)
-        async for page in pages:
-            for entry in page.get("Contents", ()):
-                key = entry["Key"][len(prefix):]
-                if key.endswith("/" + PACKUMENT_FILE):
-                    name = name_from_parts(key.split("/")[:-1], folder)
-                    if name is not None:
-                        yield name
-    else:
-        raise TypeError(f"cannot list the packages of a {type(store).__name__}")
-
-
-def _fs_packuments(root: Path) -> list[list[str]]:
-    found: list[list[str]] = []
-    for directory, subdirs, files in os.walk(root):
-        subdirs[:] = [d for d in subdirs if not d.startswith(".")]
-        if PACKUMENT_FILE in files:
-            relative = Path(directory).relative_to(root).parts
-            if 1 <= len(relative) <= 3:
-                found.append(list(relative))
-    return found
 
 
 # -- gc ---------------------------------------------------------------------------
@@ -130,7 +68,7 @@ async def collect(
     accessed = {name: at async for name, at in last_access(db)}
     report = GcReport()
     seen: set[str] = set()
-    async for name in package_names(store):
+    async for name in store.package_names():
         seen.add(name)
         try:
             stored = await store.read_packument(name)

@@ -1,4 +1,5 @@
-"""`tarhold import verdaccio`: packages and users from a Verdaccio storage.
+"""`tarhold import verdaccio`: packages from a Verdaccio storage (its users:
+`import_users`; its documents, transformed: `import_docs`).
 
 The source is a PackageStore too: Verdaccio's storage directory has the same
 layout as tarhold's (`{name}/package.json` and the tarballs beside it), and so
@@ -35,50 +36,31 @@ import base64
 import hashlib
 import logging
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
 from registry.domain.errors import RegistryError
-from registry.domain.htpasswd import FOREIGN_PREFIX, HtpasswdEntry, scheme_of
-from registry.domain.packages import MIRROR_MARK, Packages, is_mirrored, now_iso
-from registry.domain.packument import TIME_META, preferred_latest, tarball_file_of
-from registry.domain.packument_views import rewrite_tarball_urls
-from registry.domain.users import (
-    PROFILE_SK,
-    USERS_PK,
-    get_user,
-    user_pk,
-    valid_user_name,
+from registry.domain.packages import Packages, is_mirrored
+from registry.domain.packument import tarball_file_of
+from registry.ops.import_docs import (
+    Doc,
+    Skip,
+    VersionConflict,
+    cached_from,
+    clean,
+    merge,
+    without_versions,
 )
-from registry.ops.gc import package_names
-from storage.base import (
-    Conflict,
-    NotFound,
-    PackageStore,
-    RegistryDatabase,
-    StorageError,
-)
-from storage.fs import FsPackageStore
-from storage.s3 import S3PackageStore, is_missing
+from storage.base import NotFound, PackageStore, StorageError
 
 LOG = logging.getLogger(__name__)
 
-VERDACCIO_INTERNALS = ("_uplinks", "_distfiles", "_attachments", "_rev")
 DB_FILES = (".verdaccio-db.json", "verdaccio-s3-db.json", ".verdaccio-s3-db.json")
 KINDS = ("packages", "versions", "tarballs", "users")
 OUTCOMES = ("imported", "skipped", "failed")
-Doc = dict[str, Any]
-
-
-class Skip(Exception):
-    """This package (or user) is left as it is; the message says why."""
-
-
-class VersionConflict(Exception):
-    """tarhold already has a different package under the name."""
 
 
 class IntegrityMismatch(Exception):
@@ -106,111 +88,6 @@ class Summary:
             for kind in KINDS
         ]
         return table + [f"problem: {p}" for p in self.problems] + [f"note: {n}" for n in self.notes]
-
-
-# -- pure transforms ------------------------------------------------------------
-
-
-def is_verdaccio_doc(doc: Doc) -> bool:
-    """A document as Verdaccio stores it (not yet imported)."""
-    return not is_mirrored(doc) and any(key in doc for key in ("_uplinks", "_distfiles"))
-
-
-def cached_from(doc: Doc) -> tuple[str, dict[str, Any]] | None:
-    """(uplink, its record) when Verdaccio fetched this document from an uplink, else None."""
-    uplinks = doc.get("_uplinks")
-    if not isinstance(uplinks, dict):
-        return None
-    answered = [(name, rec) for name, rec in uplinks.items() if isinstance(rec, dict) and rec.get("fetched")]
-    if not answered:
-        return None
-    return max(answered, key=lambda pair: float(pair[1]["fetched"]))
-
-
-def clean(doc: Doc, *, local: bool, base_url: str, uplink: str | None = None, etag: str | None = None) -> Doc:
-    """A Verdaccio document as tarhold stores it: internals dropped, URLs as tarhold writes them."""
-    distfiles = doc.get("_distfiles") if isinstance(doc.get("_distfiles"), dict) else {}
-    new = {k: v for k, v in doc.items() if k not in VERDACCIO_INTERNALS and k != MIRROR_MARK}
-    new["versions"] = {v: m for v, m in (doc.get("versions") or {}).items() if isinstance(m, dict)}
-    new.setdefault("_id", doc.get("name"))
-    new.setdefault("dist-tags", {})
-    new.setdefault("time", {})
-    if local:
-        return rewrite_tarball_urls(new, base_url)
-    # Mirrored: keep (or restore) the upstream tarball URLs the mirror fetches from.
-    versions = {}
-    for version, manifest in new["versions"].items():
-        dist = dict(manifest.get("dist") or {})
-        upstream = distfiles.get(tarball_file_of(new["name"], version, manifest))
-        if isinstance(upstream, dict) and isinstance(upstream.get("url"), str):
-            dist["tarball"] = upstream["url"]
-        versions[version] = {**manifest, "dist": dist}
-    new["versions"] = versions
-    record = (doc.get("_uplinks") or {}).get(uplink) or {}
-    new[MIRROR_MARK] = {
-        "uplink": uplink, "etag": etag, "last_modified": None,
-        "fetched": float(record.get("fetched", 0)) / 1000 if isinstance(record, dict) else 0.0,
-        "imported": "verdaccio",
-    }
-    return new
-
-
-def without_versions(doc: Doc, dropped: Iterable[str]) -> Doc:
-    """`doc` without some versions; dist-tags pointing at them go, `latest` falls back."""
-    dropped = set(dropped)
-    if not dropped:
-        return doc
-    new = dict(doc)
-    new["versions"] = {v: m for v, m in doc["versions"].items() if v not in dropped}
-    new["time"] = {k: t for k, t in doc.get("time", {}).items() if k not in dropped}
-    tags = {t: v for t, v in doc.get("dist-tags", {}).items() if v in new["versions"]}
-    if "latest" not in tags and new["versions"]:
-        tags["latest"] = preferred_latest(new["versions"])
-    new["dist-tags"] = tags
-    return new
-
-
-def same_dist(a: Doc, b: Doc) -> bool:
-    da, db = a.get("dist") or {}, b.get("dist") or {}
-    keys = [k for k in ("shasum", "integrity") if da.get(k) and db.get(k)]
-    return bool(keys) and all(da[k] == db[k] for k in keys)
-
-
-def merge(current: Doc | None, incoming: Doc) -> tuple[Doc, list[str]]:
-    """The document to store and the versions it adds; raises Skip or VersionConflict."""
-    local = not is_mirrored(incoming)
-    if current is None or is_verdaccio_doc(current):
-        return incoming, list(incoming["versions"])
-    if is_mirrored(current):
-        if not local:
-            raise Skip("tarhold mirrors it already")
-        return incoming, list(incoming["versions"])  # a published package replaces a mirror
-    if not local:
-        raise Skip("published here; Verdaccio's cached copy is not imported over it")
-    ours_versions = current.get("versions") or {}
-    ours_time = set(current.get("time") or {}) - TIME_META
-    differing = sorted(
-        v for v, m in incoming["versions"].items()
-        if (v in ours_versions and not same_dist(ours_versions[v], m))
-        or (v not in ours_versions and v in ours_time)
-    )
-    if differing:
-        raise VersionConflict(
-            f"tarhold has a different {current['name']} (versions {', '.join(differing)} differ"
-            " or were unpublished here)"
-        )
-    added = [v for v in incoming["versions"] if v not in ours_versions]
-    if not added and not current.get("maintainers") and incoming.get("maintainers"):
-        return {**current, "maintainers": incoming["maintainers"]}, []  # a re-run with --maintainer
-    if not added:
-        raise Skip("already imported")
-    new = dict(current)
-    new["versions"] = {**ours_versions, **{v: incoming["versions"][v] for v in added}}
-    new["time"] = {**{v: t for v, t in incoming.get("time", {}).items() if v in added},
-                   **current.get("time", {}), "modified": now_iso()}
-    new["dist-tags"] = {**incoming.get("dist-tags", {}), **current.get("dist-tags", {})}
-    new["dist-tags"] = {t: v for t, v in new["dist-tags"].items() if v in new["versions"]}
-    return new, added
 
 
 # -- tarballs --------------------------------------------------------------------
@@ -259,20 +136,30 @@ async def drain(chunks: AsyncIterator[bytes]) -> None:
         pass
 
 
+# -- Verdaccio's db file ------------------------------------------------------------
+
+
+async def read_db_json(source: PackageStore) -> Doc | None:
+    """Verdaccio's `.verdaccio-db.json` (or the S3 plugin's db file), or None.
+
+    Its `list` names the packages published to Verdaccio.
+    """
+    for filename in DB_FILES:
+        try:
+            data = await source.read_root_file(filename)
+        except NotFound:
+            continue
+        doc = orjson.loads(data)
+        return doc if isinstance(doc, dict) else None
+    return None
+
+
 # -- the import --------------------------------------------------------------------
 
 
 def same_location(source: PackageStore, target: PackageStore, name: str) -> bool:
     """Whether `name`'s files in `source` and `target` are the very same files."""
-    if getattr(target, "folder", lambda n: "")(name):
-        return False
-    if isinstance(source, FsPackageStore) and isinstance(target, FsPackageStore):
-        return source.root.resolve() == target.root.resolve()
-    if isinstance(source, S3PackageStore) and isinstance(target, S3PackageStore):
-        return (source.bucket, source.key_prefix, source.aws.endpoint) == (
-            target.bucket, target.key_prefix, target.aws.endpoint
-        )
-    return False
+    return source.package_location(name) == target.package_location(name)
 
 
 class VerdaccioImporter:
@@ -301,7 +188,7 @@ class VerdaccioImporter:
         self.summary = summary or Summary()
 
     async def names(self) -> list[str]:
-        return sorted({name async for name in package_names(self.source)})
+        return sorted({name async for name in self.source.package_names()})
 
     async def run(self, names: list[str], progress: Callable[[], None] = lambda: None) -> Summary:
         for name in names:
@@ -418,61 +305,3 @@ class VerdaccioImporter:
             pass
         await self.packages.store.write_tarball(name, filename, verified(self.source, name, filename, expected))
         self.summary.add("tarballs", "imported")
-
-
-# -- users -----------------------------------------------------------------------------
-
-
-async def import_users(db: RegistryDatabase, entries: Iterable[HtpasswdEntry], summary: Summary) -> None:
-    """Each htpasswd user with its hash as it is; a name tarhold already has is left alone."""
-    for entry in entries:
-        if not valid_user_name(entry.name):
-            summary.add("users", "failed")
-            summary.problems.append(f"user {entry.name!r}: not a valid tarhold user name")
-            continue
-        if scheme_of(entry.hash) is None:
-            summary.add("users", "failed")
-            summary.problems.append(f"user {entry.name}: unsupported password hash (line {entry.line})")
-            continue
-        existing = await get_user(db, entry.name)
-        if existing is not None:
-            summary.add("users", "skipped")
-            if existing.get("password") != FOREIGN_PREFIX + entry.hash and not existing.get("imported"):
-                summary.notes.append(f"user {entry.name} exists in tarhold already; kept tarhold's")
-            continue
-        now = now_iso()
-        profile = {
-            "name": entry.name, "password": FOREIGN_PREFIX + entry.hash, "email": None,
-            "created": now, "updated": now, "admin": False, "imported": "verdaccio",
-        }
-        try:
-            await db.put(user_pk(entry.name), PROFILE_SK, profile, if_absent=True)
-        except Conflict:
-            summary.add("users", "skipped")
-            continue
-        await db.put(USERS_PK, entry.name, {"name": entry.name, "created": now})
-        summary.add("users", "imported")
-
-
-async def read_db_json(source: PackageStore) -> Doc | None:
-    """Verdaccio's `.verdaccio-db.json` (or the S3 plugin's db file), or None."""
-    for filename in DB_FILES:
-        try:
-            if isinstance(source, FsPackageStore):
-                data = (source.root / filename).read_bytes()
-            elif isinstance(source, S3PackageStore):
-                prefix = f"{source.key_prefix}/" if source.key_prefix else ""
-                response = await source.client.get_object(Bucket=source.bucket, Key=prefix + filename)
-                async with response["Body"] as body:
-                    data = await body.read()
-            else:
-                return None
-        except FileNotFoundError:
-            continue
-        except Exception as exc:  # S3's NoSuchKey comes as a botocore ClientError
-            if is_missing(exc):
-                continue
-            raise
-        doc = orjson.loads(data)
-        return doc if isinstance(doc, dict) else None
-    return None

@@ -1,78 +1,28 @@
-"""The PackageStore contract, on every backend (fs, S3 on moto, S3 on SeaweedFS)."""
+"""The PackageStore contract, on every backend (fs, S3 on moto, S3 on SeaweedFS):
+packuments and their conditional writes, whole packages, health.
+
+Tarballs: test_package_store_tarballs.py; names, storage folders and the
+listing of a whole store: test_package_store_layout.py.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import random
-import tracemalloc
-from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
 import pytest
 
 from storage.base import PACKUMENT_FILE, Conflict, NotFound, PackageStore, StorageError
-from storage.fs import FsPackageStore
+from tests.contract.store_helpers import (
+    NAME,
+    PACKUMENT,
+    TARBALL,
+    put_package,
+    set_page_size,
+)
 
 if TYPE_CHECKING:
     from tests.conftest import PackageStoreFactory
-
-KiB = 1024
-MiB = 1024 * KiB
-
-NAME = "left-pad"
-TARBALL = "left-pad-1.3.0.tgz"
-PACKUMENT = '{"name":"left-pad","description":"pads ☕ 左","versions":{}}'.encode()
-
-
-class StreamBroke(Exception):
-    """Raised by a test stream mid-way, as a failed integrity check would."""
-
-
-def generated(size: int, seed: int = 1) -> bytes:
-    return random.Random(seed).randbytes(size)
-
-
-async def chunks_of(data: bytes, size: int = 64 * KiB) -> AsyncIterator[bytes]:
-    for start in range(0, len(data), size):
-        yield data[start : start + size]
-
-
-async def generated_chunks(
-    total: int, seed: int, chunk: int = 256 * KiB, digest: hashlib._Hash | None = None
-) -> AsyncIterator[bytes]:
-    """`total` deterministic bytes made on the fly, never held whole."""
-    rng = random.Random(seed)
-    remaining = total
-    while remaining:
-        piece = rng.randbytes(min(chunk, remaining))
-        remaining -= len(piece)
-        if digest is not None:
-            digest.update(piece)
-        yield piece
-
-
-async def breaking_stream(size: int) -> AsyncIterator[bytes]:
-    async for piece in generated_chunks(size, seed=7):
-        yield piece
-    raise StreamBroke("integrity check failed")
-
-
-async def read_tarball(store: PackageStore, name: str, filename: str) -> bytes:
-    async with await store.open_tarball(name, filename) as reader:
-        return b"".join([chunk async for chunk in reader])
-
-
-async def put_package(store: PackageStore, name: str, tarballs: list[str]) -> None:
-    await store.write_packument(name, name.encode(), if_absent=True)
-    for filename in tarballs:
-        await store.write_tarball(name, filename, chunks_of(f"{name}/{filename}".encode()))
-
-
-def set_page_size(store: PackageStore, size: int) -> None:
-    """Make the store page its listings by `size`, where it pages at all (S3)."""
-    if hasattr(store, "page_size"):
-        store.page_size = size  # type: ignore[attr-defined]
 
 
 # -- packuments ---------------------------------------------------------------
@@ -168,226 +118,6 @@ async def test_writing_a_packument_requires_exactly_one_condition(
         await package_store.write_packument(NAME, PACKUMENT, if_match='"x"', if_absent=True)
     with pytest.raises(NotFound):
         await package_store.read_packument(NAME)
-
-
-# -- names --------------------------------------------------------------------
-
-
-async def test_scoped_names_and_names_sharing_a_prefix_stay_apart(
-    package_store: PackageStore,
-) -> None:
-    packages = {
-        "lodash": ["lodash-4.17.21.tgz"],
-        "lodash.merge": ["lodash.merge-4.6.2.tgz"],
-        "@acme/ui": ["ui-1.0.0.tgz"],
-        "@acme/ui-kit": ["ui-kit-2.0.0.tgz"],
-    }
-    for name, tarballs in packages.items():
-        await put_package(package_store, name, tarballs)
-    for name, tarballs in packages.items():
-        assert (await package_store.read_packument(name)).data == name.encode()
-        assert sorted(await package_store.list_files(name)) == sorted([PACKUMENT_FILE, *tarballs])
-        assert await read_tarball(package_store, name, tarballs[0]) == f"{name}/{tarballs[0]}".encode()
-
-    await package_store.delete_package("lodash")
-    await package_store.delete_package("@acme/ui")
-
-    for gone in ("lodash", "@acme/ui"):
-        with pytest.raises(NotFound):
-            await package_store.read_packument(gone)
-        assert await package_store.list_files(gone) == []
-    for kept in ("lodash.merge", "@acme/ui-kit"):
-        assert (await package_store.read_packument(kept)).data == kept.encode()
-        tarball = packages[kept][0]
-        assert await read_tarball(package_store, kept, tarball) == f"{kept}/{tarball}".encode()
-
-
-async def test_storage_folder_keeps_its_packages_apart_from_the_root(
-    package_store_factory: PackageStoreFactory,
-) -> None:
-    in_folder = await package_store_factory(
-        folder=lambda name: "scoped" if name.startswith("@") else ""
-    )
-    plain = await package_store_factory()
-    await put_package(in_folder, "@acme/ui", ["ui-1.0.0.tgz"])
-
-    assert (await in_folder.read_packument("@acme/ui")).data == b"@acme/ui"
-    with pytest.raises(NotFound):
-        await plain.read_packument("@acme/ui")
-    assert await plain.list_files("@acme/ui") == []
-
-
-async def test_deleting_a_package_named_like_a_storage_folder_keeps_that_folder(
-    package_store_factory: PackageStoreFactory,
-) -> None:
-    # `storage: scoped` puts @acme/ui under scoped/@acme/ui/; a package that
-    # is itself called "scoped" lives in scoped/ too.
-    in_folder = await package_store_factory(
-        folder=lambda name: "scoped" if name.startswith("@") else ""
-    )
-    plain = await package_store_factory()
-    await put_package(in_folder, "@acme/ui", ["ui-1.0.0.tgz"])
-    await put_package(plain, "scoped", ["scoped-1.0.0.tgz"])
-
-    assert sorted(await plain.list_files("scoped")) == [PACKUMENT_FILE, "scoped-1.0.0.tgz"]
-    await plain.delete_package("scoped")
-
-    assert await plain.list_files("scoped") == []
-    assert (await in_folder.read_packument("@acme/ui")).data == b"@acme/ui"
-    assert await read_tarball(in_folder, "@acme/ui", "ui-1.0.0.tgz") == b"@acme/ui/ui-1.0.0.tgz"
-
-
-# -- tarballs -----------------------------------------------------------------
-
-
-async def test_tarball_round_trips_with_size_and_etag(package_store: PackageStore) -> None:
-    data = generated(300 * KiB + 17)
-    size = await package_store.write_tarball(NAME, TARBALL, chunks_of(data))
-    assert size == len(data)
-
-    async with await package_store.open_tarball(NAME, TARBALL) as reader:
-        assert reader.size == len(data)
-        assert isinstance(reader.etag, str) and reader.etag
-        received = b"".join([chunk async for chunk in reader])
-    assert received == data
-
-
-async def test_writing_a_tarball_again_replaces_it(package_store: PackageStore) -> None:
-    await package_store.write_tarball(NAME, TARBALL, chunks_of(b"old"))
-    await package_store.write_tarball(NAME, TARBALL, chunks_of(b"new bytes"))
-    assert await read_tarball(package_store, NAME, TARBALL) == b"new bytes"
-
-
-async def test_opening_a_missing_tarball_is_not_found(package_store: PackageStore) -> None:
-    with pytest.raises(NotFound):
-        await package_store.open_tarball(NAME, TARBALL)
-    await package_store.write_packument(NAME, PACKUMENT, if_absent=True)
-    with pytest.raises(NotFound):
-        await package_store.open_tarball(NAME, TARBALL)
-
-
-async def test_stat_gives_the_size_and_etag_that_open_gives(package_store: PackageStore) -> None:
-    # The in-memory tarball cache revalidates by comparing these etags.
-    data = generated(70 * KiB + 3)
-    await package_store.write_tarball(NAME, TARBALL, chunks_of(data))
-    info = await package_store.stat_tarball(NAME, TARBALL)
-    async with await package_store.open_tarball(NAME, TARBALL) as reader:
-        assert (info.size, info.etag) == (reader.size, reader.etag) == (len(data), reader.etag)
-
-
-async def test_stat_sees_a_replaced_and_a_deleted_tarball(package_store: PackageStore) -> None:
-    await package_store.write_tarball(NAME, TARBALL, chunks_of(b"first bytes"))
-    first = await package_store.stat_tarball(NAME, TARBALL)
-    await package_store.write_tarball(NAME, TARBALL, chunks_of(b"other bytes, longer"))
-    second = await package_store.stat_tarball(NAME, TARBALL)
-    assert second.size == len(b"other bytes, longer")
-    assert second.etag != first.etag
-    await package_store.delete_tarball(NAME, TARBALL)
-    with pytest.raises(NotFound):
-        await package_store.stat_tarball(NAME, TARBALL)
-
-
-async def test_stat_of_a_missing_tarball_is_not_found(package_store: PackageStore) -> None:
-    with pytest.raises(NotFound):
-        await package_store.stat_tarball(NAME, TARBALL)
-
-
-async def test_a_local_path_holds_the_exact_bytes(package_store: PackageStore) -> None:
-    # Only a store on local disk has one (sendfile); the others say None.
-    data = generated(5 * KiB, seed=3)
-    await package_store.write_tarball(NAME, TARBALL, chunks_of(data))
-    path = package_store.local_path(NAME, TARBALL)
-    if isinstance(package_store, FsPackageStore):
-        assert path is not None and path.read_bytes() == data
-    else:
-        assert path is None
-
-
-# A stream that breaks before the first multipart part, and one that breaks
-# after a part went up (the S3 backends upload 8 MiB parts).
-BREAK_AFTER = [pytest.param(100 * KiB, id="small"), pytest.param(9 * MiB, id="after-a-part")]
-
-
-@pytest.mark.parametrize("break_after", BREAK_AFTER)
-async def test_a_stream_that_breaks_stores_nothing(
-    package_store: PackageStore, break_after: int
-) -> None:
-    with pytest.raises(StreamBroke):
-        await package_store.write_tarball(NAME, TARBALL, breaking_stream(break_after))
-    with pytest.raises(NotFound):
-        await package_store.open_tarball(NAME, TARBALL)
-    assert TARBALL not in await package_store.list_files(NAME)
-
-
-@pytest.mark.parametrize("break_after", BREAK_AFTER)
-async def test_a_stream_that_breaks_leaves_the_previous_tarball_intact(
-    package_store: PackageStore, break_after: int
-) -> None:
-    await package_store.write_tarball(NAME, TARBALL, chunks_of(b"the good tarball"))
-    with pytest.raises(StreamBroke):
-        await package_store.write_tarball(NAME, TARBALL, breaking_stream(break_after))
-    assert await read_tarball(package_store, NAME, TARBALL) == b"the good tarball"
-    assert await package_store.list_files(NAME) == [TARBALL]
-
-
-LARGE_TARBALL = 24 * MiB
-# One 8 MiB multipart part in flight plus overhead; far below the file size.
-MEMORY_BOUND = 12 * MiB
-
-
-async def test_a_large_tarball_streams_in_and_out_in_bounded_memory(
-    package_store: PackageStore,
-) -> None:
-    sent = hashlib.sha256()
-    received = hashlib.sha256()
-    was_tracing = tracemalloc.is_tracing()
-    if not was_tracing:
-        tracemalloc.start()
-    try:
-        before, _ = tracemalloc.get_traced_memory()
-        tracemalloc.reset_peak()
-        size = await package_store.write_tarball(
-            NAME, TARBALL, generated_chunks(LARGE_TARBALL, seed=42, digest=sent)
-        )
-        write_peak = tracemalloc.get_traced_memory()[1] - before
-
-        before, _ = tracemalloc.get_traced_memory()
-        tracemalloc.reset_peak()
-        read = 0
-        async with await package_store.open_tarball(NAME, TARBALL) as reader:
-            reported = reader.size
-            async for chunk in reader:
-                received.update(chunk)
-                read += len(chunk)
-        read_peak = tracemalloc.get_traced_memory()[1] - before
-    finally:
-        if not was_tracing:
-            tracemalloc.stop()
-
-    assert (size, reported, read) == (LARGE_TARBALL,) * 3
-    assert received.hexdigest() == sent.hexdigest()
-    peaks = f"peak memory: writing {write_peak / MiB:.1f} MiB, reading {read_peak / MiB:.1f} MiB"
-    assert write_peak < MEMORY_BOUND and read_peak < MEMORY_BOUND, peaks
-
-
-async def test_deleting_a_tarball_leaves_the_rest_of_the_package(
-    package_store: PackageStore,
-) -> None:
-    await put_package(package_store, NAME, [TARBALL, "left-pad-1.2.0.tgz"])
-    await package_store.delete_tarball(NAME, TARBALL)
-
-    with pytest.raises(NotFound):
-        await package_store.open_tarball(NAME, TARBALL)
-    assert sorted(await package_store.list_files(NAME)) == ["left-pad-1.2.0.tgz", PACKUMENT_FILE]
-    assert (await package_store.read_packument(NAME)).data == NAME.encode()
-
-
-async def test_deleting_a_missing_tarball_is_not_found(package_store: PackageStore) -> None:
-    with pytest.raises(NotFound):
-        await package_store.delete_tarball(NAME, TARBALL)
-    await put_package(package_store, NAME, ["left-pad-1.2.0.tgz"])
-    with pytest.raises(NotFound):
-        await package_store.delete_tarball(NAME, TARBALL)
 
 
 # -- packages -----------------------------------------------------------------
