@@ -7,6 +7,10 @@ from pathlib import Path
 from typing import Any
 
 from .base import ConfigError, PackageStore, RegistryDatabase, StorageFolder, no_folder
+from .dynamodb import DYNAMO_KEYS, DynamoRegistryDatabase
+from .fs import FsPackageStore
+from .s3 import S3_KEYS, S3PackageStore
+from .sqlite import SqliteRegistryDatabase
 
 # Dot-prefixed: no npm package name starts with a dot, so it never collides.
 SQLITE_FILE = ".tarhold-db.sqlite3"
@@ -14,9 +18,6 @@ SQLITE_FILE = ".tarhold-db.sqlite3"
 
 def validate_s3_section(section: Mapping[str, Any]) -> None:
     """Check every key of `store: aws-s3-storage:` at config load time."""
-    from .dynamodb import DYNAMO_KEYS, DynamoRegistryDatabase
-    from .s3 import S3_KEYS, S3PackageStore
-
     for key in section:
         if key not in S3_KEYS | DYNAMO_KEYS:
             raise ConfigError(f"store.aws-s3-storage.{key}", "unknown option")
@@ -38,14 +39,10 @@ def build_package_store(
     (say, a command-line option).
     """
     if backend == "fs":
-        from .fs import FsPackageStore
-
         if not path:
             raise ConfigError(where or "storage", "must be a directory path")
         return FsPackageStore(path, folder)
     if backend == "aws-s3-storage":
-        from .s3 import S3PackageStore
-
         if where is None:
             return S3PackageStore.from_config(section or {}, folder)
         return S3PackageStore.from_config(section or {}, folder, where)
@@ -62,10 +59,6 @@ def build_backends(
     """The package store and the registry database a config names, not yet opened."""
     store = build_package_store(backend, path=path, section=section, folder=folder)
     if backend == "fs":
-        from .sqlite import SqliteRegistryDatabase
-
         assert path is not None  # build_package_store checked it
         return store, SqliteRegistryDatabase(Path(path) / SQLITE_FILE)
-    from .dynamodb import DynamoRegistryDatabase
-
     return store, DynamoRegistryDatabase.from_config(section or {})

@@ -10,10 +10,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from dataclasses import dataclass, field
 from typing import Any
 
 from .aws import client_error_code, client_error_status, translate
-from .base import StorageError
+from .base import PackageStore, RegistryDatabase, StorageError
 from .dynamodb import DynamoRegistryDatabase
 from .s3 import S3PackageStore
 
@@ -206,4 +207,35 @@ def iam_policy(
     }
 
 
-__all__ = ["ensure_bucket", "ensure_table", "iam_policy"]
+@dataclass
+class Provisioned:
+    """What `provision` did, in lines a person reads, and the policy the instances need."""
+
+    lines: list[str] = field(default_factory=list)
+    policy: dict[str, Any] | None = None
+
+
+async def provision(store: PackageStore, database: RegistryDatabase) -> Provisioned:
+    """Create what the opened backends need; idempotent.
+
+    The embedded default needs nothing beyond opening; S3 + DynamoDB get
+    their bucket and table, and the least-privilege policy is returned.
+    """
+    report = Provisioned()
+    if not isinstance(store, S3PackageStore) or not isinstance(database, DynamoRegistryDatabase):
+        return report
+    created = await ensure_bucket(store)
+    report.lines.append(f"bucket {store.bucket}: {'created' if created else 'already there'}")
+    created = await ensure_table(database)
+    report.lines.append(f"table {database.table}: {'created' if created else 'already there'}")
+    report.policy = iam_policy(
+        bucket=store.bucket,
+        key_prefix=store.key_prefix,
+        table_name=database.table,
+        region=database.region,
+        tarball_acl=bool(store.tarball_acl),
+    )
+    return report
+
+
+__all__ = ["Provisioned", "ensure_bucket", "ensure_table", "iam_policy", "provision"]
