@@ -81,7 +81,8 @@ class FsPackageStore(PackageStore):
 
     async def open(self) -> None:
         try:
-            await asyncio.to_thread(self.root.mkdir, parents=True, exist_ok=True)
+            # Owner-only when tarhold creates it (private packages live here).
+            await asyncio.to_thread(self.root.mkdir, mode=0o700, parents=True, exist_ok=True)
         except OSError as exc:
             raise StorageError(f"storage directory {self.root}: {exc.strerror}") from exc
 

@@ -8,6 +8,7 @@ mode, busy timeout) see the same compare-and-swap semantics DynamoDB gives.
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Mapping
@@ -29,8 +30,13 @@ CREATE TABLE IF NOT EXISTS items (
     data BLOB NOT NULL,
     expires INTEGER,
     PRIMARY KEY (pk, sk)
-) WITHOUT ROWID
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS items_expiring ON items (expires) WHERE expires IS NOT NULL;
 """
+# DynamoDB deletes expired items by its TTL; here a write deletes them, at
+# most once per SWEEP_EVERY seconds, so the file cannot grow with items
+# (login sessions, throttling state) that nobody reads any more.
+SWEEP_EVERY = 60.0
 
 
 def _live(expires: int | None, now: float) -> bool:
@@ -46,19 +52,33 @@ class SqliteRegistryDatabase(RegistryDatabase):
         self.path = Path(path)
         self._executor: ThreadPoolExecutor | None = None
         self._conn: sqlite3.Connection | None = None
+        self._swept = 0.0
 
     async def open(self) -> None:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite")
         await self._run(self._connect)
 
     def _connect(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        # Owner-only from the first byte: it holds password hashes and token
+        # hashes. SQLite gives its -wal and -shm files the same mode.
+        os.close(os.open(self.path, os.O_CREAT | os.O_RDWR, 0o600))
         conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("PRAGMA busy_timeout=30000")
-        conn.execute(SCHEMA)
+        conn.executescript(SCHEMA)
         self._conn = conn
+
+    async def sweep(self) -> int:
+        """Delete the items whose `expires` has passed now; the number deleted."""
+        return await self._run(self._sweep, time.time())
+
+    def _sweep(self, now: float) -> int:
+        self._swept = now
+        return self.conn.execute(
+            "DELETE FROM items WHERE expires IS NOT NULL AND expires <= ?", (now,)
+        ).rowcount
 
     async def close(self) -> None:
         if self._executor is None:
@@ -133,6 +153,9 @@ class SqliteRegistryDatabase(RegistryDatabase):
                 " VALUES (?, ?, ?, ?, ?)",
                 (pk, sk, ver, data, expires),
             )
+            now = time.time()
+            if now - self._swept >= SWEEP_EVERY:
+                self._sweep(now)
             conn.execute("COMMIT")
             return ver
         except BaseException:
