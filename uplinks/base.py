@@ -39,6 +39,8 @@ class UpstreamTarball(Protocol):
 
 
 class Uplink(Protocol):
+    """An upstream registry; built per config entry by its `type:` (see `uplinks.mirror`)."""
+
     name: str
 
     async def fetch_packument(
@@ -46,6 +48,9 @@ class Uplink(Protocol):
         via: str = "",
     ) -> FetchedPackument:
         """Raises PackageNotFound on 404, UplinkError on anything else that is not an answer."""
+
+    def tarball_url(self, url: str, name: str, filename: str) -> str:
+        """The URL to fetch `filename` of `name` from, given the packument's `dist.tarball` URL."""
 
     async def open_tarball(self, url: str, *, via: str = "") -> UpstreamTarball:
         """Raises PackageNotFound on 404, UplinkError otherwise."""

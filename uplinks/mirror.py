@@ -5,6 +5,10 @@ Mirrored packuments live in the package store at the same key as local ones,
 marked with a `_tarhold` field naming the uplink and its validators. A
 document without that mark was published here, and a published name is never
 fetched from or merged with an uplink (dependency-confusion guard).
+
+The mirror reports what it does through `UplinkEvents` (`uplinks/events.py`)
+and fails with its own errors (`uplinks/errors.py`); the registry wires the
+first to its metrics and maps the second to HTTP answers.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import time
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from importlib.metadata import entry_points
 from typing import Any
 
@@ -23,21 +28,33 @@ import aiohttp
 import orjson
 from cachetools import LRUCache, TTLCache
 
-from registry.domain.errors import BadGateway, ServiceUnavailable
-from registry.domain.packages import (
-    MIRROR_MARK,
-    Current,
-    Packages,
-    is_mirrored,
-    is_tombstone,
-)
-from registry.http.metrics import metrics
 from storage.base import ConfigError, Conflict, StorageError
 from storage.heap import TRIM_AFTER_BYTES, trimmed
 from uplinks.config import UplinkConfig
 
 from .base import PackageNotFound, Uplink, UplinkError
 from .breaker import CircuitBreaker
+from .documents import (
+    MIRROR_MARK,
+    Current,
+    MirroredPackages,
+    dist_for,
+    is_mirrored,
+    is_tombstone,
+)
+from .errors import UplinkBadGateway, UplinkUnavailable
+from .events import (
+    FAILURES,
+    FETCH_ERROR,
+    HIT,
+    INTEGRITY_ERROR,
+    MISS,
+    RECEIVED_BYTES,
+    REVALIDATED,
+    STALE,
+    TARBALL_FETCH,
+    UplinkEvents,
+)
 from .npm import NpmUplink
 from .tee import Download, Expected, IntegrityError
 
@@ -58,17 +75,19 @@ def uplink_factories() -> dict[str, Any]:
 
 @dataclass
 class UplinkStats:
-    """Counters per uplink, kept here and in the process's Prometheus counters
-    (`registry.http.metrics.UPLINK_EVENTS` names which), plus when each last failed."""
+    """Counters per uplink (`uplinks.events.EVENTS` names them), kept here and
+    passed on to the mirror's `UplinkEvents`, plus when each uplink last failed."""
 
     counts: Counter[str] = field(default_factory=Counter)
     last_error: dict[str, float] = field(default_factory=dict)  # uplink -> epoch seconds
+    events: UplinkEvents = field(default_factory=UplinkEvents)
 
     def add(self, uplink: str, what: str, amount: int = 1) -> None:
+        """Count `amount` of the event `what` for `uplink`."""
         self.counts[f"{uplink}:{what}"] += amount
-        if what in ("errors", "integrity_errors"):
+        if what in FAILURES:
             self.last_error[uplink] = time.time()
-        metrics().uplink_event(uplink, what, amount)
+        self.events.count(uplink, what, amount)
 
 
 @dataclass(frozen=True)
@@ -79,17 +98,25 @@ class Freshness:
 
 
 class Mirror:
-    """Packuments from uplinks, kept in the package store; one refresh per name at a time."""
+    """Packuments from uplinks, kept in the package store; one refresh per name at a time.
 
-    def __init__(self, packages: Packages, configs: Mapping[str, UplinkConfig], via_id: str = "") -> None:
+    `events` hears every count and circuit change (default: nobody does).
+    """
+
+    def __init__(
+        self, packages: MirroredPackages, configs: Mapping[str, UplinkConfig], via_id: str = "",
+        events: UplinkEvents | None = None,
+    ) -> None:
+        events = events if events is not None else UplinkEvents()
         self.packages = packages
         self.configs = dict(configs)
         self.via_id = via_id
         self.uplinks: dict[str, Uplink] = {}
         self.breakers = {
-            name: CircuitBreaker(c.max_fails, c.fail_timeout) for name, c in self.configs.items()
+            name: CircuitBreaker(c.max_fails, c.fail_timeout, on_change=partial(events.circuit_changed, name))
+            for name, c in self.configs.items()
         }
-        self.stats = UplinkStats()
+        self.stats = UplinkStats(events=events)
         self.session: aiohttp.ClientSession | None = None
         # Bounded: one small entry per package name asked for recently.
         self._fresh: LRUCache[str, Freshness] = LRUCache(FRESHNESS_ENTRIES)
@@ -145,7 +172,7 @@ class Mirror:
         if not usable or self.is_loop(via):
             return stored
         if stored is not None and self._still_fresh(name, stored):
-            self.stats.add(stored.doc[MARK]["uplink"], "hits")
+            self.stats.add(stored.doc[MARK]["uplink"], HIT)
             return stored
         task = self._inflight.get(name)
         if task is None:
@@ -206,20 +233,20 @@ class Mirror:
                 continue
             except UplinkError as exc:
                 breaker.failure()
-                self.stats.add(uplink_name, "errors")
+                self.stats.add(uplink_name, FETCH_ERROR)
                 problems.append(f"{uplink_name}: {exc}")
                 LOG.warning("uplink %s failed for %s: %s", uplink_name, name, exc)
                 continue
             breaker.success()
             if fetched.data is None and stored is not None:
-                self.stats.add(uplink_name, "revalidated")
+                self.stats.add(uplink_name, REVALIDATED)
                 self._remember(name, stored)
                 return stored
             if fetched.data is None:
                 problems.append(f"{uplink_name}: 304 without a stored copy")
                 continue
-            self.stats.add(uplink_name, "misses")
-            self.stats.add(uplink_name, "upstream_bytes", len(fetched.data))
+            self.stats.add(uplink_name, MISS)
+            self.stats.add(uplink_name, RECEIVED_BYTES, len(fetched.data))
             try:
                 return await self._keep(name, uplink_name, fetched.data, fetched.etag,
                                         fetched.last_modified, stored)
@@ -228,14 +255,14 @@ class Mirror:
                 continue
         if stored is not None:
             uplink_name = stored.doc[MARK].get("uplink", "-")
-            self.stats.add(uplink_name, "stale")
+            self.stats.add(uplink_name, STALE)
             LOG.warning("serving a stale copy of %s: %s", name, "; ".join(problems) or "not found upstream")
             return stored
         if not problems:
             return None  # every uplink said 404
         if all("circuit open" in p for p in problems):
-            raise ServiceUnavailable(f"every uplink for {name} is failing; try again later")
-        raise BadGateway(f"could not fetch {name} from its uplinks: {'; '.join(problems)}")
+            raise UplinkUnavailable(f"every uplink for {name} is failing; try again later")
+        raise UplinkBadGateway(f"could not fetch {name} from its uplinks: {'; '.join(problems)}")
 
     async def _keep(
         self, name: str, uplink: str, data: bytes, etag: str | None, last_modified: str | None,
@@ -268,7 +295,6 @@ class Mirror:
         await self.packages.changed(name, current, None)
         return current
 
-
     # -- tarballs --------------------------------------------------------------
 
     async def tarball(self, name: str, filename: str, proxies: tuple[str, ...], via: str = "") -> Download | None:
@@ -279,7 +305,7 @@ class Mirror:
         current = await self.packument(name, proxies, via)
         if current is None or not is_mirrored(current.doc) or self.is_loop(via):
             return None
-        dist = _dist_for(current.doc, filename)
+        dist = dist_for(current.doc, filename)
         uplink_name = current.doc[MARK]["uplink"]
         uplink = self.uplinks.get(uplink_name)
         if dist is None or uplink is None:
@@ -292,10 +318,10 @@ class Mirror:
         if (name, filename) in self._stored_recently:
             raise AlreadyStored(filename)
         if not self.breakers[uplink_name].allow():
-            raise ServiceUnavailable(f"uplink {uplink_name} is failing; try again later")
+            raise UplinkUnavailable(f"uplink {uplink_name} is failing; try again later")
         download = Download(name, filename)
         self._downloads[(name, filename)] = download
-        url = uplink.tarball_url(str(dist.get("tarball", "")), name, filename)  # type: ignore[attr-defined]
+        url = uplink.tarball_url(str(dist.get("tarball", "")), name, filename)
         store = self.packages.store if self.configs[uplink_name].cache else None
         task = asyncio.ensure_future(
             download.run(uplink, url, Expected.from_dist(dist), store, self.via(via))
@@ -315,15 +341,15 @@ class Mirror:
                     # or the other.
                     self._stored_recently[(name, filename)] = True
                 self.breakers[uplink_name].success()
-                self.stats.add(uplink_name, "tarball_misses")
-                self.stats.add(uplink_name, "upstream_bytes", task.result())
+                self.stats.add(uplink_name, TARBALL_FETCH)
+                self.stats.add(uplink_name, RECEIVED_BYTES, task.result())
             elif isinstance(error, IntegrityError):
-                self.stats.add(uplink_name, "integrity_errors")
+                self.stats.add(uplink_name, INTEGRITY_ERROR)
                 LOG.error("refused to mirror %s/%s: %s", name, filename, error)
             else:
                 if isinstance(error, UplinkError):
                     self.breakers[uplink_name].failure()
-                self.stats.add(uplink_name, "errors")
+                self.stats.add(uplink_name, FETCH_ERROR)
                 LOG.warning("mirroring %s/%s failed: %s", name, filename, error)
 
         task.add_done_callback(finished)
@@ -332,21 +358,6 @@ class Mirror:
 
 class AlreadyStored(Exception):
     """The tarball arrived in storage while a request was about to fetch it."""
-
-
-def _dist_for(doc: dict[str, Any], filename: str) -> dict[str, Any] | None:
-    """The `dist` of the version whose tarball is `filename`."""
-    short = doc.get("name", "").split("/")[-1]
-    for version, manifest in (doc.get("versions") or {}).items():
-        if not isinstance(manifest, dict):
-            continue
-        dist = manifest.get("dist")
-        if not isinstance(dist, dict):
-            continue
-        url = str(dist.get("tarball", ""))
-        if url.rsplit("/", 1)[-1] == filename or f"{short}-{version}.tgz" == filename:
-            return dist
-    return None
 
 
 async def _loads(data: bytes) -> Any:

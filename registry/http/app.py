@@ -20,7 +20,7 @@ from registry.domain.secret import ensure_secret
 from registry.http import (
     api_docs,
     bootstrap,
-    metrics,
+    metrics_endpoint,
     routes_admin,
     routes_auth,
     routes_packages,
@@ -32,7 +32,9 @@ from registry.http import web as web_ui
 from registry.http.appkeys import CONFIG, DATABASE, MIRROR, PACKAGES, SECRET, STORE
 from registry.http.auth import log_path
 from registry.http.logs import REQUEST_ID
+from registry.http.metrics_middleware import metrics_middleware
 from registry.http.metrics_storage import instrument_storage
+from registry.http.uplink_mirror import build_mirror, uplink_health
 from storage.backends import build_backends
 from storage.base import NotFound, StorageError
 
@@ -140,7 +142,7 @@ async def health(request: web.Request) -> web.Response:
     # Uplinks come from their circuit breakers, never from a call upstream: an
     # uplink that is down leaves the instance serving what it holds, so it is
     # "degraded" (still 200); only a failing store or database makes a 503.
-    uplinks = metrics.uplink_health(app[MIRROR])
+    uplinks = uplink_health(app[MIRROR])
     status = "error" if not healthy else "degraded" if any(
         u["status"] != "ok" for u in uplinks.values()) else "ok"
     return web.json_response(
@@ -151,7 +153,7 @@ async def health(request: web.Request) -> web.Response:
 def create_app(config: Config) -> web.Application:
     """The whole registry for one config; storage opens on startup, closes on cleanup."""
     app = web.Application(
-        middlewares=[metrics.metrics_middleware(config.url_prefix), error_middleware],
+        middlewares=[metrics_middleware(config.url_prefix), error_middleware],
         client_max_size=config.max_body_size,
     )
     app[CONFIG] = config
@@ -166,15 +168,13 @@ def create_app(config: Config) -> web.Application:
     app[DATABASE] = database
     app[PACKAGES] = Packages(store, database, config.cache)
     access.setup(app, database)  # last-access stamps for `tarhold gc`
-    from uplinks.mirror import Mirror
-
-    app[MIRROR] = Mirror(app[PACKAGES], config.uplinks)
-    metrics.observe_mirror(app[MIRROR])
+    # Its failures become 502/503 RegistryErrors; its events feed tarhold_uplink_*.
+    app[MIRROR] = build_mirror(app[PACKAGES], config.uplinks)
     app.cleanup_ctx.append(storage_ctx)
     app.cleanup_ctx.append(mirror_ctx)
     app.router.add_get("/-/ping", ping)
     app.router.add_get("/health", health)
-    metrics.setup(app)  # GET /-/metrics, anonymous like /-/ping
+    metrics_endpoint.setup(app)  # GET /-/metrics, anonymous like /-/ping
     routes_auth.install(app)
     routes_admin.setup(app)
     api_docs.setup(app)

@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from aiohttp import web
 
 from registry.config import Config
 from registry.domain.packages import Packages
 from storage.base import PackageStore, RegistryDatabase
-
-if TYPE_CHECKING:
-    from uplinks.mirror import Mirror
+from uplinks.mirror import Mirror
 
 CONFIG = web.AppKey("config", Config)
 STORE = web.AppKey("store", PackageStore)
 DATABASE = web.AppKey("database", RegistryDatabase)
 SECRET = web.AppKey("secret", str)
 PACKAGES = web.AppKey("packages", Packages)
-MIRROR: web.AppKey[Mirror] = web.AppKey("mirror")
+MIRROR = web.AppKey("mirror", Mirror)

@@ -17,6 +17,7 @@ from storage.base import Conflict, NotFound
 STORE_OPERATIONS = (
     "read_packument", "write_packument", "write_tarball", "open_tarball", "stat_tarball",
     "tarball_location", "delete_tarball", "list_files", "delete_package", "check_health",
+    "read_root_file",
 )
 DATABASE_OPERATIONS = ("get", "put", "delete", "query", "check_health")
 BACKEND_NAMES = {

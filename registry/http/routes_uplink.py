@@ -12,7 +12,7 @@ from aiohttp import web
 from registry.domain.errors import BadGateway, NotFoundError
 from registry.domain.rules import rule_for
 from registry.http.appkeys import CONFIG, MIRROR
-from uplinks.base import UplinkError
+from uplinks.base import Uplink, UplinkError
 
 LOG = logging.getLogger(__name__)
 
@@ -23,7 +23,8 @@ PASSED_HEADERS = ("Content-Type", "Content-Encoding", "Accept", "npm-command", "
 PUBLIC_PROBE = "tarhold-public-probe"
 
 
-def public_uplink(request: web.Request) -> Any | None:
+def public_uplink(request: web.Request) -> Uplink | None:
+    """The uplink the rule for public packages proxies to, unless its circuit is open."""
     rule = rule_for(request.app[CONFIG].packages, PUBLIC_PROBE)
     mirror = request.app[MIRROR]
     for name in rule.proxy if rule else ():

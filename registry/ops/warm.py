@@ -26,6 +26,8 @@ from registry.domain.packages import Packages
 from registry.domain.rules import rule_for, storage_folder
 from storage.backends import build_backends
 from storage.base import NotFound
+from uplinks.errors import MirrorError
+from uplinks.mirror import Mirror
 
 LOG = logging.getLogger(__name__)
 
@@ -101,8 +103,6 @@ def from_yarn_lock(text: str) -> Iterable[Wanted]:
 
 async def warm(config: Config, wanted: list[Wanted], *, concurrency: int = 16, progress: bool = True) -> Counter[str]:
     """Fetch what is missing; a Counter of fetched / cached / failed."""
-    from uplinks.mirror import Mirror
-
     store, database = build_backends(
         config.store.backend, path=config.store.path, section=config.store.section,
         folder=storage_folder(config.packages),
@@ -120,7 +120,7 @@ async def warm(config: Config, wanted: list[Wanted], *, concurrency: int = 16, p
         async with gate:
             try:
                 summary[await warm_one(packages, mirror, config, item)] += 1
-            except (RegistryError, OSError) as exc:
+            except (RegistryError, MirrorError, OSError) as exc:
                 summary["failed"] += 1
                 LOG.warning("%s@%s: %s", item.name, item.version, getattr(exc, "message", exc))
             except Exception:
@@ -138,11 +138,8 @@ async def warm(config: Config, wanted: list[Wanted], *, concurrency: int = 16, p
     return summary
 
 
-async def warm_one(packages: Packages, mirror: object, config: Config, item: Wanted) -> str:
+async def warm_one(packages: Packages, mirror: Mirror, config: Config, item: Wanted) -> str:
     """"cached", "fetched" or "failed" for one package version."""
-    from uplinks.mirror import Mirror
-
-    assert isinstance(mirror, Mirror)
     rule = rule_for(config.packages, item.name)
     if rule is None:
         return "failed"

@@ -21,10 +21,10 @@ from aiohttp.test_utils import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from registry.http.appkeys import DATABASE, MIRROR, STORE
-from registry.http.metrics import fixed_route, package_route
+from registry.http.metrics_middleware import fixed_route, package_route
 from registry.http.metrics_storage import DATABASE_OPERATIONS, STORE_OPERATIONS
 from storage.base import PackageStore, RegistryDatabase, StorageError
-from tests.fake_upstream import FakeUpstream
+from tests.support.fake_upstream import FakeUpstream
 
 from .conftest import MakeClient
 from .packages import make_tarball, publish_body
@@ -296,7 +296,8 @@ MULTIPROCESS_SCRIPT = textwrap.dedent(
     from aiohttp import web
     from aiohttp.test_utils import make_mocked_request
     from prometheus_client import multiprocess
-    from registry.http.metrics import metrics, metrics_handler
+    from registry.http.metrics import metrics
+    from registry.http.metrics_endpoint import metrics_handler
 
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = sys.argv[1]
     m = metrics()

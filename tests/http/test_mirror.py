@@ -11,8 +11,9 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient
 
-from registry.http.appkeys import MIRROR
-from tests.fake_upstream import FakeUpstream
+from registry.http.appkeys import MIRROR, STORE
+from storage.base import NotFound
+from tests.support.fake_upstream import FakeUpstream
 
 from .conftest import MakeClient
 from .packages import publish
@@ -166,8 +167,10 @@ async def test_corrupt_tarball_is_never_stored_and_the_client_sees_an_error(
     assert body is None or status != 200, "a corrupt body must never arrive complete"
     upstream.clear_faults()
     await upstream.stop()
+    with pytest.raises(NotFound):  # nothing was stored
+        await client.app[STORE].stat_tarball("lodash", "lodash-4.17.20.tgz")
     status, _ = await get_tarball(client, "/lodash/-/lodash-4.17.20.tgz")
-    assert status != 200  # nothing was stored
+    assert status == 502  # not in storage, so it goes to the uplink, which is gone
 
 
 async def test_truncated_tarball_is_not_stored_and_is_cut_off(client: TestClient, upstream: FakeUpstream) -> None:
@@ -311,7 +314,7 @@ async def test_search_lists_local_results_first_then_the_uplinks(
 async def test_a_mirrored_package_cannot_be_changed_here_even_by_a_namesake_maintainer(
     client: TestClient, upstream: FakeUpstream
 ) -> None:
-    from tests.fake_upstream_docs import MAINTAINER
+    from tests.support.fake_upstream_docs import MAINTAINER
 
     token = await add_user(client, MAINTAINER["name"])
     doc = await (await client.get("/lodash?write=true", headers={"Authorization": f"Bearer {token}"})).json()

@@ -1,0 +1,63 @@
+"""Mirrored packuments as the mirror sees them, and what it needs of the registry's packages.
+
+A mirrored packument lives in the package store at the same key as a local
+one, marked with a `_tarhold` field naming the uplink and its validators. The
+helpers here read that mark; the registry's domain imports them from here, so
+the uplinks never import the registry.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from storage.base import PackageStore
+
+MIRROR_MARK = "_tarhold"  # uplinks.mirror marks mirrored documents with it
+
+
+def is_mirrored(doc: dict[str, Any]) -> bool:
+    """A copy of an uplink's document (never a package published here)."""
+    mark = doc.get(MIRROR_MARK)
+    return isinstance(mark, dict) and "uplink" in mark
+
+
+def is_tombstone(doc: dict[str, Any]) -> bool:
+    """A fully unpublished package: its history is kept so versions are never reused."""
+    return not doc.get("versions") and "unpublished" in doc.get("time", {})
+
+
+def dist_for(doc: dict[str, Any], filename: str) -> dict[str, Any] | None:
+    """The `dist` of the version whose tarball is `filename`."""
+    short = doc.get("name", "").split("/")[-1]
+    for version, manifest in (doc.get("versions") or {}).items():
+        if not isinstance(manifest, dict):
+            continue
+        dist = manifest.get("dist")
+        if not isinstance(dist, dict):
+            continue
+        url = str(dist.get("tarball", ""))
+        if url.rsplit("/", 1)[-1] == filename or f"{short}-{version}.tgz" == filename:
+            return dist
+    return None
+
+
+@dataclass(frozen=True)
+class Current:
+    doc: dict[str, Any]
+    token: str
+    size: int = 0  # bytes of the stored JSON, when known
+
+
+class MirroredPackages(Protocol):
+    """What the mirror asks of the registry's packages (`registry.domain.packages.Packages`)."""
+
+    @property
+    def store(self) -> PackageStore:
+        """The package store mirrored packuments and tarballs are written to."""
+
+    async def read(self, name: str, *, cached: bool = False) -> Current | None:
+        """The stored document of `name`, or None; `cached`: may answer from memory."""
+
+    async def changed(self, name: str, current: Current, old: dict[str, Any] | None) -> None:
+        """`current` was just written for `name`: drop what was derived from the old document."""
