@@ -22,7 +22,14 @@ from registry.domain.caches import CacheConfig, parse_cache
 from registry.domain.rules import PackageRule, parse_packages
 from storage.backends import validate_s3_section
 from storage.base import ConfigError
-from storage.options import ENV_NAME, parse_bool, parse_size, parse_str
+from storage.options import (
+    ENV_NAME,
+    parse_bool,
+    parse_duration,
+    parse_section,
+    parse_size,
+    parse_str,
+)
 from uplinks.config import UplinkConfig, parse_uplinks
 
 LOG = logging.getLogger(__name__)
@@ -35,7 +42,7 @@ DEFAULT_PORT = 4873
 VERDACCIO_KEYS_IGNORED = frozenset(
     {
         "plugins", "middlewares", "i18n", "notify", "experiments", "security",
-        "server", "self_path", "logs", "user_agent", "http_proxy", "https_proxy",
+        "self_path", "logs", "user_agent", "http_proxy", "https_proxy",
         "no_proxy", "https", "flags", "userRateLimit", "filters", "theme",
         "url_prefix_web", "publish", "_debug", "config_path",
     }
@@ -71,6 +78,15 @@ class WebConfig:
 
 
 @dataclass(frozen=True)
+class ServerConfig:
+    """`server:`: how long a connection may take to ask, and how many one address may hold."""
+
+    header_timeout: float = 10.0  # connect -> first request's headers complete; 0: no deadline
+    max_connections_per_address: int = 512  # 0: no cap (behind a load balancer, see README)
+    keepalive_timeout: float = 75.0  # an idle kept-alive connection is closed after this
+
+
+@dataclass(frozen=True)
 class Config:
     host: str = "localhost"
     port: int = DEFAULT_PORT
@@ -86,6 +102,7 @@ class Config:
     log: LogConfig = field(default_factory=LogConfig)
     cache: CacheConfig = field(default_factory=CacheConfig)
     web: WebConfig = field(default_factory=WebConfig)
+    server: ServerConfig = field(default_factory=ServerConfig)
     config_dir: str = "."
 
 
@@ -117,7 +134,7 @@ def parse_config(raw: Mapping[str, Any], *, config_dir: Path | None = None) -> C
     base = config_dir or Path.cwd()
     known = {
         "listen", "storage", "store", "uplinks", "packages", "auth", "max_body_size", "max_unpacked_size",
-        "url_prefix", "public_url", "log", "cache", "web",
+        "url_prefix", "public_url", "log", "cache", "web", "server",
     }
     for key in raw:
         if key in VERDACCIO_KEYS_IGNORED:
@@ -144,6 +161,7 @@ def parse_config(raw: Mapping[str, Any], *, config_dir: Path | None = None) -> C
         log=parse_log(raw.get("log")),
         cache=parse_cache(raw.get("cache")),
         web=parse_web(raw.get("web")),
+        server=parse_server(raw.get("server")),
         config_dir=str(base),
     )
 
@@ -250,4 +268,24 @@ def parse_web(raw: Any) -> WebConfig:
     return WebConfig(
         enable=parse_bool("web.enable", raw.get("enable", True)),
         title=parse_str("web.title", title),
+    )
+
+
+# Verdaccio's `server:` keys tarhold accepts without using.
+VERDACCIO_SERVER_KEYS = {"trustProxy", "rateLimit", "pluginPrefix", "passwordValidationRegex"}
+
+
+def parse_server(raw: Any) -> ServerConfig:
+    known = {"header_timeout", "max_connections_per_address", "keepalive_timeout", "keepAliveTimeout"}
+    raw = parse_section("server", raw, known | VERDACCIO_SERVER_KEYS)
+    defaults = ServerConfig()
+    cap = raw.get("max_connections_per_address", defaults.max_connections_per_address)
+    if not isinstance(cap, int) or isinstance(cap, bool) or cap < 0:
+        raise ConfigError("server.max_connections_per_address", "must be a whole number >= 0 (0: no cap)")
+    # Verdaccio's keepAliveTimeout is in seconds, as a bare number is here.
+    keepalive = raw.get("keepalive_timeout", raw.get("keepAliveTimeout", defaults.keepalive_timeout))
+    return ServerConfig(
+        header_timeout=parse_duration("server.header_timeout", raw.get("header_timeout", defaults.header_timeout)),
+        max_connections_per_address=cap,
+        keepalive_timeout=parse_duration("server.keepalive_timeout", keepalive),
     )

@@ -9,6 +9,7 @@ from typing import Any
 from aiohttp import web
 
 from registry.http.logs import configure_logging
+from registry.http.serving import run
 from registry.ops.settings import config_from_args, public_base
 from registry.ops.workers import run_workers
 from storage.base import ConfigError
@@ -40,15 +41,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
         app = create_app(config)
         if workers > 1:
             app.on_response_prepare.append(_worker_header(index))
-        web.run_app(
+        run(
             app,
             host=config.host,
             port=config.port,
-            print=announce if index == 0 else None,
-            handle_signals=True,
+            ready=announce if index == 0 else None,
             reuse_port=workers > 1,
-            **SERVER_KWARGS,  # type: ignore[arg-type]
+            limits=config.server,
             shutdown_timeout=10,
+            **SERVER_KWARGS,
         )
         return 0
 
