@@ -18,6 +18,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from registry.domain.cidrs import parse_cidrs
+from registry.domain.clock import iso
 from registry.domain.errors import BadRequest, ConflictError, NotFoundError
 from registry.domain.grants import format_grants, parse_expires, parse_grants
 from registry.domain.users import (
@@ -29,7 +30,6 @@ from registry.domain.users import (
     create_user,
     get_token_record,
     get_user,
-    iso,
     list_tokens,
     revoke_token,
     update_user,

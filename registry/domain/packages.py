@@ -15,21 +15,22 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from typing import Any
 
 import orjson
 from cachetools import LRUCache, TTLCache
 
 from registry.domain.caches import CacheConfig, TarballCache, put_bounded, weight_of
+from registry.domain.clock import now_iso
 from registry.domain.errors import (
     ConflictError,
     ServiceUnavailable,
 )
-from registry.domain.names import tarball_filename
+from registry.domain.packument import tarball_file_of
 from registry.domain.packument_views import abbreviate, rewrite_tarball_urls
 from storage.base import Conflict, NotFound, PackageStore, RegistryDatabase
 from storage.heap import TRIM_AFTER_BYTES, trimmed
+from uplinks.documents import MIRROR_MARK, Current, is_mirrored, is_tombstone
 
 LOG = logging.getLogger(__name__)
 
@@ -51,30 +52,12 @@ RECENT_BASES = 4
 LOCATION_ENTRIES = 10_000
 
 FULL = "application/json"
-MIRROR_MARK = "_tarhold"  # uplinks.mirror marks mirrored documents with it
 ABBREVIATED = "application/vnd.npm.install-v1+json"
-
-
-def now_iso() -> str:
-    """Timestamps as the npm registry writes them: UTC with milliseconds and Z."""
-    moment = datetime.now(timezone.utc)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
 def revision(token: str, doc: dict[str, Any]) -> str:
     """A CouchDB-style `_rev` derived from the stored version token."""
     return f"{len(doc.get('time', {}))}-{hashlib.sha1(token.encode()).hexdigest()[:16]}"
-
-
-def is_mirrored(doc: dict[str, Any]) -> bool:
-    """A copy of an uplink's document (never a package published here)."""
-    mark = doc.get(MIRROR_MARK)
-    return isinstance(mark, dict) and "uplink" in mark
-
-
-def is_tombstone(doc: dict[str, Any]) -> bool:
-    """A fully unpublished package: its history is kept so versions are never reused."""
-    return not doc.get("versions") and "unpublished" in doc.get("time", {})
 
 
 @dataclass(frozen=True)
@@ -84,13 +67,6 @@ class Rendered:
     body: bytes
     etag: str
     gzipped: bytes | None = None
-
-
-@dataclass(frozen=True)
-class Current:
-    doc: dict[str, Any]
-    token: str
-    size: int = 0  # bytes of the stored JSON, when known
 
 
 @dataclass(frozen=True)
@@ -288,8 +264,9 @@ class Packages:
         self._served.pop(name, None)
         if old is not None:
             kept = current.doc.get("versions") or {}
-            for version in set(old.get("versions") or {}) - set(kept):
-                filename = tarball_filename(name, version)
+            versions = old.get("versions") or {}
+            for version in set(versions) - set(kept):
+                filename = tarball_file_of(name, version, versions[version])
                 self.tarballs.forget(name, filename)
                 self.locations.pop((name, filename), None)
         await self.prerender(name, current)

@@ -21,13 +21,13 @@ import base64
 import binascii
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
 import semver
 
 from registry.domain import names
+from registry.domain.clock import now_iso
 from registry.domain.errors import PublishError
 
 Doc = dict[str, Any]
@@ -76,15 +76,9 @@ class UpdateResult:
     changed: bool = True
 
 
-def utc_now() -> str:
-    """Now, as the npm registry writes times: `2024-05-01T12:00:00.123Z`."""
-    moment = datetime.now(UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
-
-
 def new_packument(name: str, *, now: str | None = None) -> Doc:
     """An empty packument for `name`, created (and modified) at `now`."""
-    stamp = now or utc_now()
+    stamp = now or now_iso()
     return {
         "_id": name,
         "name": name,

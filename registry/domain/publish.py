@@ -17,9 +17,10 @@ import tempfile
 from collections.abc import AsyncIterator
 from typing import IO, Any
 
+from registry.domain.clock import now_iso
 from registry.domain.errors import BadRequest, Forbidden, Unprocessable
 from registry.domain.names import tarball_filename, validate_package_name
-from registry.domain.packages import Packages, is_mirrored, now_iso
+from registry.domain.packages import Packages, is_mirrored
 from registry.domain.packument import AttachmentInfo, apply_publish
 from registry.domain.tarball import inspect_tarball
 

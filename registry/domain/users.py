@@ -22,11 +22,10 @@ import hmac
 import logging
 import re
 import secrets
-import time
 from collections.abc import Iterable, Mapping
-from datetime import datetime, timezone
 from typing import Any
 
+from registry.domain.clock import now_iso
 from registry.domain.errors import BadRequest, Forbidden, Unauthorized
 from registry.domain.htpasswd import check_foreign, is_foreign
 from storage.base import Conflict, NotFound, RegistryDatabase
@@ -58,16 +57,6 @@ def user_pk(name: str) -> str:
 
 def token_pk(user: str) -> str:
     return f"TOKEN#{user}"
-
-
-def now_iso() -> str:
-    """The current time as npm shows it: `2024-05-01T12:00:00.000Z`."""
-    return iso(time.time())
-
-
-def iso(epoch: float) -> str:
-    moment = datetime.fromtimestamp(epoch, tz=timezone.utc)
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def valid_user_name(name: str) -> bool:

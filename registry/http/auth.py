@@ -2,8 +2,10 @@
 
 `auth_middleware` sets `request["identity"]` (an Identity, or None for an
 anonymous request) and `request["user"]` (the name the access log prints).
-Handlers then call `require_user`, `is_allowed` (the `packages:` rules) and
-`require_grant` (the token's own limits: read-only, grants).
+Package handlers then ask registry.http.access (one decision for every
+package action); account handlers call `require_user` and `require_grant`
+(the token's own limits: read-only, grants). Identity, `is_allowed` and
+`grant_allows` live in registry.domain.access and are re-exported here.
 
 A bearer token is checked, in this order: known (401), not expired (401
 "token expired"), used from its CIDR whitelist (403; X-Forwarded-For only as
@@ -35,11 +37,20 @@ from typing import Any
 from aiohttp import web
 from cachetools import TTLCache
 
+from registry.domain.access import (
+    LOG_IN,
+    Identity,
+    grant_allows,
+    grant_refusal,
+    may_read_principals,
+)
+from registry.domain.access import (
+    is_allowed as is_allowed,  # re-exported: callers and tests import it from here
+)
 from registry.domain.cidrs import ip_allowed
 from registry.domain.errors import Forbidden, RegistryError, Unauthorized
-from registry.domain.grants import Grant, allows, stored_grants
+from registry.domain.grants import stored_grants
 from registry.domain.ratelimit import LastUsedRecorder, RateLimiter
-from registry.domain.rules import ALL, ANONYMOUS, AUTHENTICATED
 from registry.domain.users import lookup_token, token_hash, verify_password
 from registry.http.appkeys import CONFIG, DATABASE
 
@@ -65,21 +76,6 @@ TOKEN_KEY = re.compile(r"[0-9a-f]{32}")
 SESSION_COOKIE = "tarhold_session"
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-@dataclass(frozen=True)
-class Identity:
-    """An authenticated principal: the user, and the token's limits if a token was used.
-
-    `grants` None: the user's full rights (passwords, and tokens from `npm
-    login` or `npm token create` without grants). `str(grant)` gives a
-    grant's string form back.
-    """
-
-    user: str
-    token_key: str | None = None
-    readonly: bool = False
-    grants: tuple[Grant, ...] | None = None
 
 
 @dataclass
@@ -289,50 +285,12 @@ def identity_of(request: web.Request) -> Identity | None:
     return identity if isinstance(identity, Identity) else None
 
 
-def is_allowed(identity: Identity | None, principals: Sequence[str]) -> bool:
-    """Whether `identity` is one of `principals` (`$all`, `$anonymous`, `$authenticated`, names)."""
-    for principal in principals:
-        if principal == ALL:
-            return True
-        if principal == ANONYMOUS and identity is None:
-            return True
-        if identity is not None and principal in (AUTHENTICATED, identity.user):
-            return True
-    return False
-
-
 def require_user(request: web.Request) -> Identity:
     """The request's Identity; 401 "authentication required" when anonymous."""
     identity = identity_of(request)
     if identity is None:
-        raise Unauthorized("authentication required; log in with `npm login`")
+        raise Unauthorized(LOG_IN)
     return identity
-
-
-def require_write(identity: Identity) -> None:
-    """403 when the identity came from a read-only token."""
-    if identity.readonly:
-        raise Forbidden("this token is read-only")
-
-
-def grant_allows(
-    identity: Identity | None, kind: str, target: str, *, write: bool, anonymous_ok: bool = False
-) -> bool:
-    """Whether the token's own limits let `identity` read or write `target`.
-
-    `kind` is "pkg" (target: a package name) or "user" (target: a user name).
-    Anonymous requests and full-rights tokens have no limits here (the
-    `packages:` rules decide). `anonymous_ok` says anonymous requests may do
-    this too (a package everyone may read): a grant never takes away what
-    leaving the token out of the request would give.
-    """
-    if identity is None:
-        return True
-    if write and identity.readonly:
-        return False
-    if identity.grants is None or (anonymous_ok and not write):
-        return True
-    return allows(identity.grants, kind, target, write=write)
 
 
 def require_grant(
@@ -340,23 +298,13 @@ def require_grant(
 ) -> None:
     """403 with a message npm prints when the token may not do this (see grant_allows).
 
-    Called at every enforcement point: package reads and writes (routes_packages,
-    changes, search), the user's own account and tokens (routes_auth).
+    For the user's own account and tokens (routes_auth); package access goes
+    through registry.http.access, which asks registry.domain.access.
     """
-    if grant_allows(identity, kind, target, write=write, anonymous_ok=anonymous_ok):
-        return
-    if write and identity is not None and identity.readonly:
-        raise Forbidden("this token is read-only")
-    level = "read+write" if write else "read"
-    if kind == "pkg":
-        action = "write" if write else "read"
-        raise Forbidden(f"this token may not {action} {target}: it has no pkg:{level} grant that covers it")
-    action = "change" if write else "read"
-    raise Forbidden(f"this token may not {action} user {target}: it has no user:{level} grant for ~{target}")
+    if not grant_allows(identity, kind, target, write=write, anonymous_ok=anonymous_ok):
+        raise Forbidden(grant_refusal(identity, kind, target, write=write))
 
 
 def may_read_package(identity: Identity | None, name: str, access: Sequence[str]) -> bool:
     """The rules' `access` and the token's grants both let `identity` read package `name`."""
-    return is_allowed(identity, access) and grant_allows(
-        identity, "pkg", name, write=False, anonymous_ok=is_allowed(None, access)
-    )
+    return may_read_principals(identity, name, access)

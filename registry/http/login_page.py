@@ -29,9 +29,11 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from registry.domain.errors import BadRequest, RegistryError
-from registry.domain.users import create_token, now_iso, sign_in, valid_user_name
+from registry.domain.clock import now_iso
+from registry.domain.errors import RegistryError
+from registry.domain.users import create_token, sign_in, valid_user_name
 from registry.http.appkeys import CONFIG, DATABASE
+from registry.http.bodies import read_object
 from registry.http.urls import base_url
 from storage.base import Conflict, NotFound
 
@@ -113,13 +115,7 @@ def done_digest(secret: str) -> str:
 
 async def start_login(request: web.Request) -> web.Response:
     """`POST /-/v1/login`: a new session, and where to sign in and to poll."""
-    raw = await request.read()
-    try:
-        body: Any = orjson.loads(raw) if raw.strip() else {}
-    except orjson.JSONDecodeError:
-        raise BadRequest("request body is not valid JSON") from None
-    if not isinstance(body, dict):
-        raise BadRequest("request body must be a JSON object")
+    body = await read_object(request, empty_ok=True)
     session_id = secrets.token_urlsafe(24)
     done_secret = secrets.token_urlsafe(24)
     session = {

@@ -34,6 +34,7 @@ from registry.domain.errors import BadRequest, Forbidden, NotFoundError, Unautho
 from registry.domain.users import get_user
 from registry.http.appkeys import DATABASE
 from registry.http.auth import Identity, caches, grant_allows, require_user
+from registry.http.bodies import read_object
 
 PREFIX = "/-/tarhold"
 USER_FIELDS = {"name", "password", "email", "admin"}
@@ -46,20 +47,6 @@ def json_response(data: Any, status: int = 200) -> web.Response:
         body=orjson.dumps(data), status=status, content_type="application/json",
         headers={"Cache-Control": "no-store"},
     )
-
-
-async def read_body(request: web.Request, allowed: set[str]) -> dict[str, Any]:
-    """The JSON object body; 400 when it is not one or names a field the endpoint does not take."""
-    try:
-        body = orjson.loads(await request.read())
-    except orjson.JSONDecodeError:
-        raise BadRequest("request body is not valid JSON") from None
-    if not isinstance(body, dict):
-        raise BadRequest("request body must be a JSON object")
-    unknown = sorted(set(body) - allowed)
-    if unknown:
-        raise BadRequest(f"unknown field {unknown[0]!r}; this endpoint takes {', '.join(sorted(allowed))}")
-    return body
 
 
 async def require_admin(request: web.Request) -> Identity:
@@ -109,7 +96,7 @@ async def get_users(request: web.Request) -> web.Response:
 
 async def post_user(request: web.Request) -> web.Response:
     await require_admin(request)
-    body = await read_body(request, USER_FIELDS)
+    body = await read_object(request, allowed=USER_FIELDS)
     name, password = body.get("name"), body.get("password")
     if not isinstance(name, str) or not name:
         raise BadRequest("name is required")
@@ -134,7 +121,7 @@ async def get_one_user(request: web.Request) -> web.Response:
 async def patch_user(request: web.Request) -> web.Response:
     await require_admin(request)
     name = path_user(request)
-    body = await read_body(request, USER_CHANGE_FIELDS)
+    body = await read_object(request, allowed=USER_CHANGE_FIELDS)
     password = body.get("password")
     if password is not None and (not isinstance(password, str) or not password):
         raise BadRequest("password must be a non-empty string")
@@ -173,7 +160,7 @@ async def get_tokens(request: web.Request) -> web.Response:
 
 async def post_token(request: web.Request) -> web.Response:
     await require_admin(request)
-    body = await read_body(request, TOKEN_FIELDS)
+    body = await read_object(request, allowed=TOKEN_FIELDS)
     user = body.get("user")
     if not isinstance(user, str) or not user:
         raise BadRequest("user is required")

@@ -28,6 +28,7 @@ import orjson
 from aiohttp import web
 
 from registry.domain.cidrs import parse_cidrs
+from registry.domain.clock import iso
 from registry.domain.errors import BadRequest, Forbidden, NotFoundError, Unauthorized
 from registry.domain.grants import (
     Grant,
@@ -42,7 +43,6 @@ from registry.domain.users import (
     create_token,
     get_token_record,
     get_user,
-    iso,
     list_tokens,
     lookup_token,
     revoke_token,
@@ -61,6 +61,7 @@ from registry.http.auth import (
     require_grant,
     require_user,
 )
+from registry.http.bodies import read_object
 from registry.http.login_page import setup_web_login
 
 USER_PATH = "/-/user/org.couchdb.user:{name}"
@@ -77,17 +78,6 @@ def json_response(data: Any, status: int = 200) -> web.Response:
         body=orjson.dumps(data), status=status, content_type="application/json",
         headers={"Cache-Control": "no-store"},
     )
-
-
-async def read_json(request: web.Request) -> dict[str, Any]:
-    """The request body as a JSON object; 400 when it is not one."""
-    try:
-        body = orjson.loads(await request.read())
-    except orjson.JSONDecodeError:
-        raise BadRequest("request body is not valid JSON") from None
-    if not isinstance(body, dict):
-        raise BadRequest("request body must be a JSON object")
-    return body
 
 
 def optional_str(body: dict[str, Any], key: str, limit: int = MAX_FIELD) -> str | None:
@@ -141,7 +131,7 @@ def profile_view(user: dict[str, Any]) -> dict[str, Any]:
 async def put_user(request: web.Request) -> web.Response:
     """Log in (right password) or register (new name); 201 with a fresh token either way."""
     name = user_name(request)
-    body = await read_json(request)
+    body = await read_object(request)
     if body.get("name", name) != name:
         raise BadRequest("the name in the body does not match the URL")
     password = body.get("password")
@@ -211,7 +201,7 @@ async def set_profile(request: web.Request) -> web.Response:
     """`npm profile set`: email, the public fields, and the password ({old, new})."""
     identity = require_user(request)
     require_grant(identity, "user", identity.user, write=True)
-    body = await read_json(request)
+    body = await read_object(request)
     db = request.app[DATABASE]
     if body.get("tfa"):
         raise Forbidden("two-factor authentication is not supported by this registry")
@@ -310,7 +300,7 @@ async def post_token(request: web.Request) -> web.Response:
     """`npm token create`: the password again, then a new token shown once."""
     identity = require_user(request)
     require_grant(identity, "user", identity.user, write=True)
-    body = await read_json(request)
+    body = await read_object(request)
     password = body.get("password")
     if not isinstance(password, str) or not password:
         raise BadRequest("password is required")

@@ -1,26 +1,24 @@
 """Changes to a published package: deprecate, owners, unpublish, dist-tags.
 
 Each is one call to `Packages.update_packument` with a pure function from
-`packument.py`; permissions are checked here, against the rules and the
-package's maintainers.
+`packument_changes.py`; permissions are the one access decision
+(registry.http.access) and the package's maintainers.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
-import orjson
 from aiohttp import web
 
+from registry.domain.access import Action
+from registry.domain.clock import now_iso
 from registry.domain.errors import BadRequest, Forbidden, NotFoundError
-from registry.domain.names import (
-    parse_tarball_filename,
-    tarball_filename,
-    validate_package_name,
-)
-from registry.domain.packages import Packages, is_mirrored, now_iso
+from registry.domain.names import parse_tarball_filename, validate_package_name
+from registry.domain.packages import Packages, is_mirrored
+from registry.domain.packument import UpdateResult
 from registry.domain.packument_changes import (
     apply_update,
     remove_dist_tag,
@@ -28,9 +26,9 @@ from registry.domain.packument_changes import (
     unpublish_all,
 )
 from registry.domain.publish import check_maintainer
-from registry.domain.rules import rule_for
-from registry.http.appkeys import CONFIG, PACKAGES
-from registry.http.auth import is_allowed, require_grant, require_user, require_write
+from registry.http.access import authorize
+from registry.http.appkeys import PACKAGES
+from registry.http.bodies import read_json
 from registry.http.urls import split_package_path
 from storage.base import NotFound
 
@@ -39,23 +37,6 @@ LOG = logging.getLogger(__name__)
 
 def packages_of(request: web.Request) -> Packages:
     return request.app[PACKAGES]
-
-
-def _principals(request: web.Request, name: str, action: str) -> tuple[str, ...]:
-    rule = rule_for(request.app[CONFIG].packages, name)
-    if rule is None:
-        raise NotFoundError(f"no such package available: {name}")
-    return {"access": rule.access, "publish": rule.publish, "unpublish": rule.unpublish}[action]
-
-
-def authorize(request: web.Request, name: str, action: str) -> str:
-    """The acting user, allowed by the rules to `action` (publish or unpublish) `name`."""
-    identity = require_user(request)
-    require_write(identity)
-    require_grant(identity, "pkg", name, write=True)
-    if not is_allowed(identity, _principals(request, name, action)):
-        raise Forbidden(f"{identity.user} may not {action} package {name}")
-    return identity.user
 
 
 def local_change(
@@ -94,12 +75,18 @@ async def change_packument(request: web.Request, name: str, body: dict[str, Any]
         set(current.doc.get("versions", {})) - set(body["versions"] or {})
         if "versions" in body else set()
     )
-    user = authorize(request, name, "unpublish" if removing else "publish")
+    user = authorize(request, name, Action.UNPUBLISH if removing else Action.PUBLISH).user
     stamp = now_iso()
+    # update_packument may apply the change more than once (on a conflict):
+    # the last application is the one written.
+    results: list[UpdateResult] = []
 
-    apply = local_change(name, user, lambda doc: apply_update(doc, body, now=stamp).packument)
-    new, old = await packages.update_packument(name, apply)
-    await _after_change(packages, name, new, old)
+    def update(doc: dict[str, Any]) -> dict[str, Any]:
+        results.append(apply_update(doc, body, now=stamp))
+        return results[-1].packument
+
+    new, _ = await packages.update_packument(name, local_change(name, user, update))
+    await _after_change(packages, name, new, results[-1].removed_tarballs)
     return web.json_response({"ok": "package changed", "success": True}, status=201)
 
 
@@ -108,23 +95,19 @@ STAR_KEYS = frozenset({"_id", "_rev", "users", "name"})
 
 async def star(request: web.Request, name: str, body: dict[str, Any]) -> web.Response:
     """npm star/unstar: any reader may add or remove their own entry, nobody else's."""
-    identity = require_user(request)
-    require_write(identity)
-    require_grant(identity, "pkg", name, write=True)
-    if not is_allowed(identity, _principals(request, name, "access")):
-        raise Forbidden(f"{identity.user} may not access package {name}")
+    user = authorize(request, name, Action.STAR).user
     users = body.get("users")
     if not isinstance(users, dict):
         raise BadRequest("users must be an object")
-    starred = bool(users.get(identity.user))
+    starred = bool(users.get(user))
     packages = packages_of(request)
 
     def toggle(doc: dict[str, Any]) -> dict[str, Any]:
         stars = dict(doc.get("users") or {})
         if starred:
-            stars[identity.user] = True
+            stars[user] = True
         else:
-            stars.pop(identity.user, None)
+            stars.pop(user, None)
         return {**doc, "users": stars}
 
     await packages.update_packument(name, local_change(name, None, toggle))
@@ -132,14 +115,13 @@ async def star(request: web.Request, name: str, body: dict[str, Any]) -> web.Res
 
 
 async def _after_change(
-    packages: Packages, name: str, new: dict[str, Any], old: dict[str, Any] | None
+    packages: Packages, name: str, new: dict[str, Any], removed_tarballs: Iterable[str]
 ) -> None:
     # Tarballs of versions the change removed go too (npm also sends a DELETE
     # for them; whichever comes second finds nothing to do).
-    removed = set((old or {}).get("versions", {})) - set(new.get("versions", {}))
-    for version in sorted(removed):
+    for filename in sorted(removed_tarballs):
         try:
-            await packages.store.delete_tarball(name, tarball_filename(name, version))
+            await packages.store.delete_tarball(name, filename)
         except NotFound:
             pass
     await packages.record_package(new)
@@ -149,7 +131,7 @@ async def unpublish_package(request: web.Request, name: str) -> web.Response:
     """DELETE /{name}/-rev/{rev}: the whole package goes; its history stays as a
     tombstone so no version of it can be published again."""
     packages = packages_of(request)
-    user = authorize(request, name, "unpublish")
+    user = authorize(request, name, Action.UNPUBLISH).user
     stamp = now_iso()
 
     tombstone = local_change(name, user, lambda doc: unpublish_all(doc, now=stamp, user=user).packument)
@@ -168,7 +150,7 @@ async def unpublish_package(request: web.Request, name: str) -> web.Response:
 async def unpublish_tarball(request: web.Request, name: str, filename: str) -> web.Response:
     """DELETE /{name}/-/{file}/-rev/{rev}: npm sends it after removing the version."""
     packages = packages_of(request)
-    authorize(request, name, "unpublish")
+    authorize(request, name, Action.UNPUBLISH)
     version = parse_tarball_filename(name, filename)
     if version is None:
         raise BadRequest(f"{filename} is not a tarball of {name}")
@@ -201,10 +183,7 @@ def _dist_tag_target(request: web.Request) -> tuple[str, str | None]:
 
 
 async def _tag_version(request: web.Request) -> str:
-    try:
-        value = orjson.loads(await request.read())
-    except orjson.JSONDecodeError:
-        raise BadRequest("body must be a JSON string naming a version") from None
+    value = await read_json(request, invalid="body must be a JSON string naming a version")
     if not isinstance(value, str) or not value:
         raise BadRequest("body must be a JSON string naming a version")
     return value
@@ -213,7 +192,7 @@ async def _tag_version(request: web.Request) -> str:
 async def _set_tags(request: web.Request, name: str, tags: dict[str, str]) -> web.Response:
     packages = packages_of(request)
     await _live_or_404(packages, name)
-    user = authorize(request, name, "publish")
+    user = authorize(request, name, Action.PUBLISH).user
 
     def tag_all(doc: dict[str, Any]) -> dict[str, Any]:
         for tag, version in tags.items():
@@ -229,11 +208,7 @@ async def dist_tags(request: web.Request) -> web.StreamResponse:
     name, tag = _dist_tag_target(request)
     packages = packages_of(request)
     if request.method == "GET" and tag is None:
-        identity = request.get("identity")
-        access = _principals(request, name, "access")
-        if not is_allowed(identity, access):
-            raise Forbidden(f"you may not access package {name}")
-        require_grant(identity, "pkg", name, write=False, anonymous_ok=is_allowed(None, access))
+        authorize(request, name, Action.READ)
         current = await packages.read_live(name)
         if current is None:
             raise NotFoundError(f"package {name} not found")
@@ -241,16 +216,13 @@ async def dist_tags(request: web.Request) -> web.StreamResponse:
     if request.method == "PUT" and tag is not None:
         return await _set_tags(request, name, {tag: await _tag_version(request)})
     if request.method == "POST" and tag is None:
-        try:
-            body = orjson.loads(await request.read())
-        except orjson.JSONDecodeError:
-            raise BadRequest("body must be a JSON object of tag: version") from None
+        body = await read_json(request, invalid="body must be a JSON object of tag: version")
         if not isinstance(body, dict) or not all(isinstance(v, str) for v in body.values()):
             raise BadRequest("body must be a JSON object of tag: version")
         return await _set_tags(request, name, body)
     if request.method == "DELETE" and tag is not None:
         await _live_or_404(packages, name)
-        user = authorize(request, name, "publish")
+        user = authorize(request, name, Action.PUBLISH).user
 
         untag = local_change(name, user, lambda doc: remove_dist_tag(doc, tag))
         new, _ = await packages.update_packument(name, untag)

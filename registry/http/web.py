@@ -34,7 +34,7 @@ from urllib.parse import urlencode, urlsplit
 from aiohttp import web
 
 from registry.domain.errors import RegistryError
-from registry.domain.rules import PackageRule, rule_for
+from registry.domain.search import parse_query, ranked
 from registry.domain.users import (
     create_token,
     lookup_token,
@@ -43,9 +43,9 @@ from registry.domain.users import (
     valid_user_name,
     verify_password,
 )
+from registry.http.access import may_see
 from registry.http.appkeys import CONFIG, DATABASE, MIRROR
-from registry.http.auth import SESSION_COOKIE, caches, identity_of, may_read_package
-from registry.http.routes_search import score
+from registry.http.auth import SESSION_COOKIE, caches, identity_of
 from registry.http.urls import base_url, is_readable_name
 from registry.http.web_pages import (
     Frame,
@@ -100,19 +100,11 @@ def html_page(request: web.Request, title: str, body: str, *, status: int = 200,
     return web.Response(text=text, status=status, content_type="text/html", headers=PAGE_HEADERS)
 
 
-def readable_rule(request: web.Request, name: str) -> PackageRule | None:
-    """The package's rule when the visitor may read it; None for a name they may not see."""
-    rule = rule_for(request.app[CONFIG].packages, name)
-    if rule is None or not may_read_package(identity_of(request), name, rule.access):
-        return None
-    return rule
-
-
 async def readable_entries(request: web.Request) -> list[dict[str, Any]]:
     """The package list entries (local and cached packages) the visitor may read."""
     entries = []
     async for name, entry in request.app[DATABASE].query("PACKAGE"):
-        if readable_rule(request, name) is not None:
+        if may_see(request, name) is not None:
             entries.append(entry)
     return entries
 
@@ -163,14 +155,8 @@ async def home(request: web.Request) -> web.Response:
 async def search_page(request: web.Request) -> web.Response:
     """Search by name, description and keywords, ranked as `/-/v1/search` ranks them."""
     query = request.query.get("q", "").strip()[:MAX_QUERY]
-    words = [w for w in query.lower().split() if ":" not in w]
-    hits: list[tuple[float, dict[str, Any]]] = []
-    if words:
-        for entry in await readable_entries(request):
-            value = score(entry, words)
-            if value > 0:
-                hits.append((value, entry))
-    hits.sort(key=lambda hit: (-hit[0], str(hit[1]["name"])))
+    words, _ = parse_query(query)
+    hits = ranked(await readable_entries(request), words) if words else []
     entries = [entry for _, entry in hits[:MAX_RESULTS]]
     body = search_body(query, entries, len(hits), prefix_of(request))
     return html_page(request, f"Search: {query}" if query else "Search", body, query=query)
@@ -179,7 +165,7 @@ async def search_page(request: web.Request) -> web.Response:
 async def detail(request: web.Request) -> web.Response:
     """A package's page: the shown version (`?version=`, default latest), readme, versions, tags."""
     name = request.match_info["name"]
-    rule = readable_rule(request, name) if is_readable_name(name) else None
+    rule = may_see(request, name) if is_readable_name(name) else None
     current = None
     if rule is not None:
         via = request.headers.get("Via", "")

@@ -1,0 +1,167 @@
+"""Where a tarball GET gets its bytes: one typed answer, decided without HTTP.
+
+`find_tarball` tries, in order: the bytes held in memory (re-checked against
+storage once they are older than the TTL, since another worker may have
+unpublished them), a redirect to the store (presigned URL or CDN), a local
+file (sendfile), a stream from storage, and last a download from the uplink
+while it is mirrored. The handler turns the answer into a response and does
+nothing else; the access check happened once, before.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from registry.domain.errors import BadGateway, BadRequest, NotFoundError
+from registry.domain.names import is_safe_filename
+from registry.domain.packages import Packages
+from storage.base import NotFound, TarballReader
+from uplinks.base import PackageNotFound, UplinkError
+from uplinks.mirror import AlreadyStored, Mirror
+
+LOG = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class HeldBytes:
+    """A small tarball's bytes, held in memory (or just read to be held)."""
+
+    body: bytes
+    etag: str
+
+
+@dataclass(frozen=True)
+class Redirect:
+    """The store serves the bytes itself: send the client there."""
+
+    location: str
+
+
+@dataclass(frozen=True)
+class LocalFile:
+    """A stored tarball on local disk: the kernel sends it (sendfile)."""
+
+    path: Path
+
+
+@dataclass(frozen=True)
+class StoredStream:
+    """An open stream of a stored tarball; the caller closes it (`async with reader`)."""
+
+    reader: TarballReader
+
+
+@dataclass(frozen=True)
+class MirrorStream:
+    """A tarball being fetched from its uplink and mirrored; its bytes as they arrive.
+
+    The upstream answered (the first bytes are on their way); a failure after
+    this shows as an UplinkError raised from `chunks`.
+    """
+
+    size: int | None
+    chunks: AsyncIterator[bytes]
+
+
+TarballAnswer = HeldBytes | Redirect | LocalFile | StoredStream | MirrorStream
+
+
+async def find_tarball(
+    packages: Packages, mirror: Mirror, name: str, filename: str, proxies: tuple[str, ...], via: str
+) -> TarballAnswer:
+    """The answer for `GET /{name}/-/{filename}`; NotFoundError when nobody has it."""
+    if not is_safe_filename(filename):
+        raise BadRequest(f"invalid tarball file name {filename!r}")
+    answer = await stored_tarball(packages, name, filename)
+    if answer is not None:
+        return answer
+    if proxies:
+        try:
+            return await mirror_tarball(mirror, name, filename, proxies, via)
+        except AlreadyStored:
+            # The download finished while we looked: storage has it now.
+            answer = await stored_tarball(packages, name, filename)
+            if answer is not None:
+                return answer
+    raise NotFoundError(f"tarball {filename} of {name} not found")
+
+
+async def stored_tarball(packages: Packages, name: str, filename: str) -> TarballAnswer | None:
+    """The stored tarball, from memory, a redirect, sendfile or a stream; None if not stored."""
+    store, held_tarballs = packages.store, packages.tarballs
+    held = held_tarballs.get(name, filename)
+    if held is not None and not held_tarballs.is_fresh(held):
+        # Older than the TTL: another worker may have unpublished it since.
+        try:
+            info = await store.stat_tarball(name, filename)
+        except NotFound:
+            info = None
+        if info is None or info.etag != held.etag:
+            held_tarballs.forget(name, filename)
+            held = None
+        else:
+            held_tarballs.confirm(held)
+    if held is not None:
+        return HeldBytes(held.body, held.etag)
+    if store.redirects_tarballs:
+        location = await redirect_location(packages, name, filename)
+        return None if location is None else Redirect(location)
+    try:
+        reader = await store.open_tarball(name, filename)
+    except NotFound:
+        return None
+    if held_tarballs.fits(reader.size):
+        async with reader:
+            body = b"".join([chunk async for chunk in reader])
+        held_tarballs.put(name, filename, body, reader.etag)
+        return HeldBytes(body, reader.etag)
+    path = store.local_path(name, filename)
+    if path is not None:
+        async with reader:
+            pass  # sendfile opens the file itself
+        return LocalFile(path)
+    return StoredStream(reader)
+
+
+async def redirect_location(packages: Packages, name: str, filename: str) -> str | None:
+    """Where a stored tarball may be fetched directly; None when it is not stored.
+
+    The existence check (a HEAD) is remembered for the TTL like any cached read.
+    """
+    key = (name, filename)
+    location = packages.locations.get(key)
+    if location is None:
+        try:
+            await packages.store.stat_tarball(name, filename)
+        except NotFound:
+            return None
+        location = await packages.store.tarball_location(name, filename)
+        if location is None:
+            return None
+        packages.locations[key] = location
+    return location
+
+
+async def mirror_tarball(
+    mirror: Mirror, name: str, filename: str, proxies: tuple[str, ...], via: str
+) -> MirrorStream:
+    """Join (or start) the uplink download; wait until it answered. Raises AlreadyStored
+    when the file reached storage meanwhile, NotFoundError or BadGateway when the
+    uplink does not have it or failed before sending anything."""
+    download = await mirror.tarball(name, filename, proxies, via)
+    if download is None:
+        raise NotFoundError(f"tarball {filename} of {name} not found")
+    chunks = download.follow()
+    try:
+        await download.started.wait()
+        if download.error is not None and download.written == 0:
+            raise download.error
+    except UplinkError as exc:
+        await chunks.aclose()
+        if isinstance(exc, PackageNotFound):
+            raise NotFoundError(f"tarball {filename} of {name} not found upstream") from None
+        raise BadGateway(f"could not fetch {filename} of {name}: {exc}") from None
+    return MirrorStream(download.size, chunks)

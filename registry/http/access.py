@@ -1,0 +1,65 @@
+"""The package access check every handler calls: the domain's decision, raised as HTTP errors.
+
+`authorize(request, name, action)` returns the matching rule and who is
+asking, or raises NotFoundError (no rule), Unauthorized (log in first) or
+Forbidden (known, but not allowed), with the message the decision gives.
+`may_see` is the boolean form for lists (search, web pages), where a package
+the visitor may not read is simply left out.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from registry.domain.access import LOG_IN, Action, Identity, Outcome, decide, may_read
+from registry.domain.errors import Forbidden, NotFoundError, RegistryError, Unauthorized
+from registry.domain.rules import PackageRule, rule_for
+from registry.http.appkeys import CONFIG
+from registry.http.auth import identity_of
+
+REFUSALS: dict[Outcome, type[RegistryError]] = {
+    Outcome.NO_RULE: NotFoundError,
+    Outcome.NEEDS_LOGIN: Unauthorized,
+    Outcome.FORBIDDEN: Forbidden,
+}
+
+
+@dataclass(frozen=True)
+class Permit:
+    """What an allowed request may go on with: the package's rule and who is asking."""
+
+    rule: PackageRule
+    identity: Identity | None
+
+    @property
+    def user(self) -> str:
+        """The acting user of a write (writes are never anonymous)."""
+        if self.identity is None:
+            raise Unauthorized(LOG_IN)
+        return self.identity.user
+
+
+def rule_of(request: web.Request, name: str) -> PackageRule | None:
+    """The first `packages:` rule matching `name`; None when none does."""
+    return rule_for(request.app[CONFIG].packages, name)
+
+
+def authorize(request: web.Request, name: str, action: Action) -> Permit:
+    """The Permit for `action` on package `name`; raises 404/401/403 as `decide` says."""
+    rule = rule_of(request, name)
+    identity = identity_of(request)
+    verdict = decide(rule, identity, name, action)
+    if not verdict.allowed:
+        raise REFUSALS[verdict.outcome](verdict.message)
+    assert rule is not None  # decide allows nothing without a rule
+    return Permit(rule, identity)
+
+
+def may_see(request: web.Request, name: str) -> PackageRule | None:
+    """The package's rule when the visitor may read it; None for a name they may not see."""
+    rule = rule_of(request, name)
+    if rule is None or not may_read(rule, identity_of(request), name):
+        return None
+    return rule

@@ -1,0 +1,57 @@
+"""Request bodies: JSON read once, bounded by `max_body_size`, refused with npm-printable errors."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from registry.domain.errors import BadRequest, PayloadTooLarge
+from registry.http.appkeys import CONFIG
+
+NOT_JSON = "request body is not valid JSON"
+NOT_OBJECT = "request body must be a JSON object"
+
+
+def _too_large(limit: int) -> PayloadTooLarge:
+    return PayloadTooLarge(f"request body is larger than the limit of {limit} bytes (max_body_size)")
+
+
+async def read_json(request: web.Request, *, invalid: str = NOT_JSON, empty: Any = None) -> Any:
+    """The body parsed as JSON; 413 past `max_body_size`, 400 (`invalid`) when it is not JSON.
+
+    `empty` not None: what an empty (or blank) body stands for, instead of a 400.
+    """
+    limit = request.app[CONFIG].max_body_size
+    if request.content_length is not None and request.content_length > limit:
+        raise _too_large(limit)
+    try:
+        data = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        raise _too_large(limit) from None
+    if empty is not None and not data.strip():
+        return empty
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError:
+        raise BadRequest(invalid) from None
+
+
+async def read_object(
+    request: web.Request, *, allowed: set[str] | None = None, empty_ok: bool = False
+) -> dict[str, Any]:
+    """The body as a JSON object; 400 when it is not one, or names a field not in `allowed`.
+
+    `empty_ok`: an empty body is the empty object.
+    """
+    body = await read_json(request, empty={} if empty_ok else None)
+    if not isinstance(body, dict):
+        raise BadRequest(NOT_OBJECT)
+    if allowed is not None:
+        unknown = sorted(set(body) - allowed)
+        if unknown:
+            raise BadRequest(
+                f"unknown field {unknown[0]!r}; this endpoint takes {', '.join(sorted(allowed))}"
+            )
+    return body

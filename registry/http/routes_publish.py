@@ -1,0 +1,56 @@
+"""`npm publish` over HTTP: `PUT /{name}` with the version and its tarball attached.
+
+The access check (publish rule, token grants) and the dependency-confusion
+guard are here; decoding, verifying and storing are registry.domain.publish.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from aiohttp import web
+
+from registry.domain.access import Action
+from registry.domain.errors import Forbidden, RegistryError
+from registry.domain.packages import MIRROR_MARK, is_mirrored
+from registry.domain.publish import publish
+from registry.domain.rules import PackageRule
+from registry.domain.users import get_user
+from registry.http.access import authorize
+from registry.http.appkeys import DATABASE, MIRROR, PACKAGES
+from registry.http.urls import base_url
+
+LOG = logging.getLogger(__name__)
+
+
+async def publish_package(request: web.Request, name: str, body: dict[str, Any]) -> web.Response:
+    """Publish the one new version `body` carries; 201 when it is stored and visible."""
+    permit = authorize(request, name, Action.PUBLISH)
+    await refuse_shadowing(request, name, permit.rule)
+    request_base = base_url(request)
+    profile = await get_user(request.app[DATABASE], permit.user)
+    await publish(
+        request.app[PACKAGES], name, body, user=permit.user,
+        tarball_url=lambda n, f: f"{request_base}/{n}/-/{f}",
+        email=(profile or {}).get("email"),
+    )
+    request["published"] = True  # counted by the metrics middleware
+    return web.json_response({"ok": "created new package", "success": True}, status=201)
+
+
+async def refuse_shadowing(request: web.Request, name: str, rule: PackageRule) -> None:
+    """A name an uplink serves may not be published here unless the rule allows it."""
+    if not rule.proxy or rule.publish_over_uplink:
+        return
+    try:
+        current = await request.app[MIRROR].packument(name, rule.proxy, request.headers.get("Via", ""))
+    except RegistryError as exc:
+        LOG.warning("could not ask the uplinks about %s before publishing: %s", name, exc.message)
+        return
+    if current is not None and is_mirrored(current.doc):
+        uplink = current.doc[MIRROR_MARK]["uplink"]
+        raise Forbidden(
+            f"{name} is served by uplink {uplink}; publishing it here would shadow it"
+            " (set publish_over_uplink: true on its packages rule to allow this)"
+        )

@@ -1,0 +1,113 @@
+"""`GET /{name}/-/{file}.tgz`: the access check once, then the domain's answer as a response.
+
+Where the bytes come from (memory, a redirect, a local file, a storage stream
+or an uplink download) is decided by registry.domain.tarballs; this module
+only turns each kind of answer into the response that serves it.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from aiohttp import web
+
+from registry.domain.access import Action
+from registry.domain.errors import ClientGone
+from registry.domain.tarballs import (
+    HeldBytes,
+    LocalFile,
+    MirrorStream,
+    Redirect,
+    StoredStream,
+    TarballAnswer,
+    find_tarball,
+)
+from registry.http.access import authorize
+from registry.http.appkeys import MIRROR, PACKAGES
+from registry.http.usage import note_access
+from uplinks.base import UplinkError
+
+LOG = logging.getLogger(__name__)
+
+TARBALL_CHUNK = 1024 * 1024
+# A tarball's bytes never change under its name (no version is published twice).
+TARBALL_HEADERS = {"Cache-Control": "public, max-age=31536000, immutable"}
+
+
+async def get_tarball(request: web.Request, name: str, filename: str) -> web.StreamResponse:
+    permit = authorize(request, name, Action.READ)
+    note_access(request, name)  # for `tarhold gc`; never waits
+    answer = await find_tarball(
+        request.app[PACKAGES], request.app[MIRROR], name, filename,
+        permit.rule.proxy, request.headers.get("Via", ""),
+    )
+    return await tarball_response(request, answer, name, filename)
+
+
+async def tarball_response(
+    request: web.Request, answer: TarballAnswer, name: str, filename: str
+) -> web.StreamResponse:
+    """The response that serves `answer`."""
+    if isinstance(answer, HeldBytes):
+        return bytes_response(request, answer.body, answer.etag)
+    if isinstance(answer, Redirect):
+        raise web.HTTPTemporaryRedirect(answer.location, headers={"Cache-Control": "no-cache"})
+    if isinstance(answer, LocalFile):
+        # sendfile: the kernel copies the file; no bytes pass through Python.
+        return web.FileResponse(
+            answer.path, chunk_size=TARBALL_CHUNK,
+            headers={**TARBALL_HEADERS, "Content-Type": "application/octet-stream"},
+        )
+    if isinstance(answer, StoredStream):
+        return await stored_stream_response(request, answer)
+    return await mirror_response(request, answer, name, filename)
+
+
+def bytes_response(request: web.Request, body: bytes, etag: str) -> web.Response:
+    headers = {"ETag": etag, **TARBALL_HEADERS}
+    if etag in request.headers.get("If-None-Match", ""):
+        return web.Response(status=304, headers=headers)
+    headers["Content-Type"] = "application/octet-stream"
+    return web.Response(body=body, headers=headers)
+
+
+async def stored_stream_response(request: web.Request, answer: StoredStream) -> web.StreamResponse:
+    reader = answer.reader
+    async with reader:
+        headers = {"ETag": reader.etag, **TARBALL_HEADERS}
+        if reader.etag in request.headers.get("If-None-Match", ""):
+            return web.Response(status=304, headers=headers)
+        response = web.StreamResponse(headers=headers)
+        response.content_type = "application/octet-stream"
+        response.content_length = reader.size
+        await response.prepare(request)
+        if request.method != "HEAD":
+            async for chunk in reader:
+                await response.write(chunk)
+        await response.write_eof()
+        return response
+
+
+async def mirror_response(
+    request: web.Request, answer: MirrorStream, name: str, filename: str
+) -> web.StreamResponse:
+    """Stream a tarball from its uplink while it is mirrored; cut off on any failure."""
+    response = web.StreamResponse(headers=dict(TARBALL_HEADERS))
+    response.content_type = "application/octet-stream"
+    if answer.size is not None:
+        response.content_length = answer.size
+    else:
+        response.enable_chunked_encoding()
+    await response.prepare(request)
+    try:
+        async for chunk in answer.chunks:
+            await response.write(chunk)
+    except UplinkError as exc:
+        # Headers are gone: the only honest signal left is a cut connection,
+        # never a complete-looking body with the wrong bytes.
+        LOG.warning("cut off %s/%s for the client: %s", name, filename, exc)
+        if request.transport is not None:
+            request.transport.abort()
+        raise ClientGone() from None
+    await response.write_eof()
+    return response
