@@ -22,7 +22,7 @@ from registry.domain.errors import BadRequest, Forbidden, Unprocessable
 from registry.domain.names import tarball_filename, validate_package_name
 from registry.domain.packages import Packages, is_mirrored
 from registry.domain.packument import AttachmentInfo, apply_publish
-from registry.domain.tarball import inspect_tarball
+from registry.domain.tarball import Limits, inspect_in_pool
 
 LOG = logging.getLogger(__name__)
 
@@ -89,6 +89,7 @@ async def publish(
     user: str,
     tarball_url: Any,
     email: str | None = None,
+    limits: Limits | None = None,
 ) -> dict[str, Any]:
     """Publish the one new version in `body`; returns the new packument.
 
@@ -124,7 +125,7 @@ async def publish(
 
     with tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY) as spool:
         info = decode_attachment(attachment.pop("data", None), spool)
-        facts = await asyncio.to_thread(_inspect, spool)
+        facts = await inspect_in_pool(spool, limits or Limits())
         manifest = facts.manifest
         if manifest.get("name") != name or manifest.get("version") != version:
             raise Unprocessable(
@@ -173,11 +174,6 @@ async def publish(
         LOG.exception("could not record %s in the package list", name)
     LOG.info("published %s@%s by %s", name, version, user)
     return new
-
-
-def _inspect(spool: IO[bytes]) -> Any:
-    spool.seek(0)
-    return inspect_tarball(spool)
 
 
 async def _forget_tarball(packages: Packages, name: str, filename: str) -> None:

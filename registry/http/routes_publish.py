@@ -16,9 +16,10 @@ from registry.domain.errors import Forbidden, RegistryError
 from registry.domain.packages import MIRROR_MARK, is_mirrored
 from registry.domain.publish import publish
 from registry.domain.rules import PackageRule
+from registry.domain.tarball import Limits
 from registry.domain.users import get_user
 from registry.http.access import authorize
-from registry.http.appkeys import DATABASE, MIRROR, PACKAGES
+from registry.http.appkeys import CONFIG, DATABASE, MIRROR, PACKAGES
 from registry.http.urls import base_url
 
 LOG = logging.getLogger(__name__)
@@ -34,6 +35,7 @@ async def publish_package(request: web.Request, name: str, body: dict[str, Any])
         request.app[PACKAGES], name, body, user=permit.user,
         tarball_url=lambda n, f: f"{request_base}/{n}/-/{f}",
         email=(profile or {}).get("email"),
+        limits=Limits(max_unpacked=request.app[CONFIG].max_unpacked_size),
     )
     request["published"] = True  # counted by the metrics middleware
     return web.json_response({"ok": "created new package", "success": True}, status=201)

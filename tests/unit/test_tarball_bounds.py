@@ -4,17 +4,14 @@ from __future__ import annotations
 
 import gzip
 import io
-import json
 import tarfile
 import time
-import zlib
 
 import pytest
 
 from registry.domain.errors import PublishError
 from registry.domain.tarball import Limits, inspect_tarball
-
-MANIFEST = json.dumps({"name": "bomb", "version": "1.0.0"}).encode()
+from tests.support.bombs import MANIFEST, zero_file_bomb
 
 
 def tar_of(*entries: tarfile.TarInfo | tuple[str, bytes]) -> bytes:
@@ -30,26 +27,6 @@ def tar_of(*entries: tarfile.TarInfo | tuple[str, bytes]) -> bytes:
                 info.size = len(data)
                 archive.addfile(info, io.BytesIO(data))
     return buffer.getvalue()
-
-
-def zero_file_bomb(inflated: int) -> bytes:
-    """A gzipped tar with a valid package/package.json and one file of `inflated` zero bytes.
-
-    Written through zlib in pieces, so the test never holds the inflated bytes.
-    """
-    manifest = tarfile.TarInfo("package/package.json")
-    manifest.size = len(MANIFEST)
-    header = manifest.tobuf() + MANIFEST + bytes(-len(MANIFEST) % tarfile.BLOCKSIZE)
-    big = tarfile.TarInfo("package/zeros.bin")
-    big.size = inflated
-    compressor = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
-    parts = [compressor.compress(header + big.tobuf())]
-    block = bytes(1024 * 1024)
-    for _ in range(inflated // len(block)):
-        parts.append(compressor.compress(block))
-    parts.append(compressor.compress(bytes(1024 * 2)))  # end of archive
-    parts.append(compressor.flush())
-    return b"".join(parts)
 
 
 def test_a_bomb_is_refused_by_its_ratio_after_little_work() -> None:
