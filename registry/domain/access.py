@@ -34,6 +34,10 @@ class Identity:
     token_key: str | None = None
     readonly: bool = False
     grants: tuple[Grant, ...] | None = None
+    # The token's other limits, which a token it creates may not exceed.
+    expires: int | None = None
+    cidrs: tuple[str, ...] = ()
+    rate_limit: int | None = None
 
 
 class Action(Enum):

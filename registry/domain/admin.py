@@ -17,10 +17,12 @@ import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from registry.domain.access import Identity
 from registry.domain.cidrs import parse_cidrs
 from registry.domain.clock import iso
 from registry.domain.errors import BadRequest, ConflictError, NotFoundError
 from registry.domain.grants import format_grants, parse_expires, parse_grants
+from registry.domain.token_limits import within_parent
 from registry.domain.users import (
     PROFILE_SK,
     USERS_PK,
@@ -273,17 +275,21 @@ def check_token_options(
 
 
 async def issue_token(
-    db: RegistryDatabase, user: str, *, expires: Any = None, **options: Any
+    db: RegistryDatabase, user: str, *, expires: Any = None, parent: Identity | None = None, **options: Any
 ) -> tuple[str, dict[str, Any]]:
     """A new token for an existing user: (the token, shown once; its view).
 
     `options` as check_token_options takes them; `expires` as parse_expiry.
+    `parent`, the identity of an API request, bounds the new token (403 for
+    more than its own token has); the CLI passes none.
     """
     checked = check_token_options(**options)
-    expiry = parse_expiry(expires)
+    checked["expires"] = parse_expiry(expires)
+    if parent is not None:
+        checked = within_parent(parent, checked)
     if await get_user(db, user) is None:
         raise NotFoundError(f"no such user: {user}")
-    token, record = await create_token(db, user, expires=expiry, **checked)
+    token, record = await create_token(db, user, **checked)
     return token, token_view(record)
 
 

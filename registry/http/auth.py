@@ -161,15 +161,24 @@ async def _bearer(request: web.Request, token: str) -> Identity:
         token_key=key,
         readonly=bool(record.get("readonly")),
         grants=stored_grants(tuple(grants)) if grants is not None else None,
+        expires=int(expires) if isinstance(expires, (int, float)) else None,
+        cidrs=tuple(cidrs or ()),
+        rate_limit=own_rate_limit(record),
     )
+
+
+def own_rate_limit(record: dict[str, Any]) -> int | None:
+    """A token's own `rate_limit` (requests per minute), when it has a valid one."""
+    own = record.get("rate_limit")
+    if isinstance(own, int) and not isinstance(own, bool) and own > 0:
+        return own
+    return None
 
 
 def token_rate_limit(record: dict[str, Any], default: int | None) -> int | None:
     """Requests per minute for a token: its own `rate_limit` when it has one, else the config's."""
-    own = record.get("rate_limit")
-    if isinstance(own, int) and not isinstance(own, bool) and own > 0:
-        return own
-    return default
+    own = own_rate_limit(record)
+    return own if own is not None else default
 
 
 def client_address(request: web.Request) -> str | None:

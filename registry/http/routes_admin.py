@@ -159,7 +159,7 @@ async def get_tokens(request: web.Request) -> web.Response:
 
 
 async def post_token(request: web.Request) -> web.Response:
-    await require_admin(request)
+    identity = await require_admin(request)
     body = await read_object(request, allowed=TOKEN_FIELDS)
     user = body.get("user")
     if not isinstance(user, str) or not user:
@@ -168,7 +168,7 @@ async def post_token(request: web.Request) -> web.Response:
     token, view = await issue_token(
         request.app[DATABASE], user, expires=body.get("expires"), grants=body.get("grants"),
         readonly=body.get("readonly", False), cidr_whitelist=body.get("cidr_whitelist"),
-        rate_limit=body.get("rate_limit"), name=body.get("name"),
+        rate_limit=body.get("rate_limit"), name=body.get("name"), parent=identity,
     )
     return json_response({**view, "token": token}, 201)
 

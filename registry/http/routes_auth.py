@@ -32,11 +32,11 @@ from registry.domain.clock import iso
 from registry.domain.errors import BadRequest, Forbidden, NotFoundError, Unauthorized
 from registry.domain.grants import (
     Grant,
-    covers,
     format_grants,
     parse_expires,
     parse_grants,
 )
+from registry.domain.token_limits import within_parent
 from registry.domain.users import (
     check_email,
     check_new_password,
@@ -285,17 +285,6 @@ def parse_token_grants(body: dict[str, Any]) -> tuple[Grant, ...] | None:
         raise BadRequest(str(exc)) from None
 
 
-def new_token_grants(held: tuple[Grant, ...] | None, wanted: tuple[Grant, ...] | None) -> list[str] | None:
-    """The grants a new token gets: never more than the creating token's (403 otherwise)."""
-    if wanted is None:
-        return format_grants(held) if held is not None else None
-    if held is not None:
-        for grant in wanted:
-            if not covers(held, grant):
-                raise Forbidden(f"this token may not create a token with {grant}: its own grants do not cover it")
-    return format_grants(wanted)
-
-
 async def post_token(request: web.Request) -> web.Response:
     """`npm token create`: the password again, then a new token shown once."""
     identity = require_user(request)
@@ -305,11 +294,13 @@ async def post_token(request: web.Request) -> web.Response:
     if not isinstance(password, str) or not password:
         raise BadRequest("password is required")
     options = parse_token_options(body)
-    grants = new_token_grants(identity.grants, parse_token_grants(body))
+    grants = parse_token_grants(body)
+    options["grants"] = format_grants(grants) if grants is not None else None
+    options = within_parent(identity, options)
     db = request.app[DATABASE]
     if await verify_password(db, identity.user, password) is None:
         raise Unauthorized("invalid password")
-    token, record = await create_token(db, identity.user, grants=grants, **options)
+    token, record = await create_token(db, identity.user, **options)
     return json_response({**token_view(record), "token": token}, 201)
 
 
