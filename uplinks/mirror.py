@@ -345,7 +345,9 @@ class Mirror:
                 self.stats.add(uplink_name, RECEIVED_BYTES, task.result())
             elif isinstance(error, IntegrityError):
                 self.stats.add(uplink_name, INTEGRITY_ERROR)
-                LOG.error("refused to mirror %s/%s: %s", name, filename, error)
+                # A warning, not an error: the upstream lied, tarhold did its
+                # job (uplink_errors_total{kind="integrity"} is what to alert on).
+                LOG.warning("refused to mirror %s/%s: %s", name, filename, error)
             else:
                 if isinstance(error, UplinkError):
                     self.breakers[uplink_name].failure()

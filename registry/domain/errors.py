@@ -77,10 +77,6 @@ class PublishError(RegistryError):
         self.status = status
 
 
-class ClientGone(ConnectionResetError):
-    """A streamed response was cut off on purpose; nothing more can be said to the client."""
-
-
 def error_for_status(status: int, message: str) -> RegistryError:
     """The RegistryError subclass for an HTTP status (pure validators raise by status)."""
     for cls in RegistryError.__subclasses__():

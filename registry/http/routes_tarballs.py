@@ -12,7 +12,6 @@ import logging
 from aiohttp import web
 
 from registry.domain.access import Action
-from registry.domain.errors import ClientGone
 from registry.domain.tarballs import (
     HeldBytes,
     LocalFile,
@@ -104,10 +103,13 @@ async def mirror_response(
             await response.write(chunk)
     except UplinkError as exc:
         # Headers are gone: the only honest signal left is a cut connection,
-        # never a complete-looking body with the wrong bytes.
-        LOG.warning("cut off %s/%s for the client: %s", name, filename, exc)
+        # never a complete-looking body with the wrong bytes. A deliberate
+        # cut is not a crash: the response is returned, and aiohttp's end of
+        # body fails quietly on the aborted transport. The mirror logs the
+        # reason once per download (a warning); each client cut off is info.
+        LOG.info("cut off %s/%s for the client: %s", name, filename, exc)
         if request.transport is not None:
             request.transport.abort()
-        raise ClientGone() from None
+        return response
     await response.write_eof()
     return response

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -171,6 +172,22 @@ async def test_corrupt_tarball_is_never_stored_and_the_client_sees_an_error(
         await client.app[STORE].stat_tarball("lodash", "lodash-4.17.20.tgz")
     status, _ = await get_tarball(client, "/lodash/-/lodash-4.17.20.tgz")
     assert status == 502  # not in storage, so it goes to the uplink, which is gone
+
+
+async def test_a_deliberate_cut_off_is_one_warning_not_a_crash(
+    client: TestClient, upstream: FakeUpstream, caplog: pytest.LogCaptureFixture
+) -> None:
+    upstream.corrupt_tarball("lodash", "4.17.20")
+    with caplog.at_level(logging.DEBUG):
+        status, body = await get_tarball(client, "/lodash/-/lodash-4.17.20.tgz")
+        await asyncio.sleep(0.1)  # the server finishes the request after the cut
+    assert body is None or status != 200
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert errors == [], [r.getMessage() for r in errors]
+    assert not any(r.exc_info for r in caplog.records)
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1, warnings
+    assert "lodash/lodash-4.17.20.tgz" in warnings[0] and "integrity" in warnings[0]
 
 
 async def test_truncated_tarball_is_not_stored_and_is_cut_off(client: TestClient, upstream: FakeUpstream) -> None:
