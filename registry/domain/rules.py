@@ -18,7 +18,7 @@ ALIASES = {"@all": ALL, "@anonymous": ANONYMOUS, "@authenticated": AUTHENTICATED
 
 RULE_KEYS = {
     "access", "publish", "unpublish", "proxy", "storage", "allow_access", "allow_publish",
-    "publish_over_uplink",
+    "publish_over_uplink", "publish_if_uplinks_unreachable",
 }
 
 
@@ -32,6 +32,9 @@ class PackageRule:
     storage: str | None
     regex: re.Pattern[str]
     publish_over_uplink: bool = False
+    # Air-gapped setups: publish a new name even when no uplink can say
+    # whether it serves it (refused with 503 by default: it fails closed).
+    publish_if_uplinks_unreachable: bool = False
 
     def matches(self, name: str) -> bool:
         return self.regex.fullmatch(name) is not None
@@ -131,6 +134,9 @@ def parse_packages(raw: Any, uplinks: Mapping[str, Any]) -> tuple[PackageRule, .
                 storage=storage or None,
                 regex=glob_to_regex(str(pattern)),
                 publish_over_uplink=_flag(f"{key}.publish_over_uplink", options.get("publish_over_uplink", False)),
+                publish_if_uplinks_unreachable=_flag(
+                    f"{key}.publish_if_uplinks_unreachable", options.get("publish_if_uplinks_unreachable", False)
+                ),
             )
         )
     return tuple(rules)

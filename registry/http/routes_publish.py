@@ -12,7 +12,7 @@ from typing import Any
 from aiohttp import web
 
 from registry.domain.access import Action
-from registry.domain.errors import Forbidden, RegistryError
+from registry.domain.errors import Forbidden, RegistryError, ServiceUnavailable
 from registry.domain.packages import MIRROR_MARK, is_mirrored
 from registry.domain.publish import publish
 from registry.domain.rules import PackageRule
@@ -48,8 +48,16 @@ async def refuse_shadowing(request: web.Request, name: str, rule: PackageRule) -
     try:
         current = await request.app[MIRROR].packument(name, rule.proxy, request.headers.get("Via", ""))
     except RegistryError as exc:
-        LOG.warning("could not ask the uplinks about %s before publishing: %s", name, exc.message)
-        return
+        if rule.publish_if_uplinks_unreachable:
+            LOG.warning("publishing %s without asking the uplinks (unreachable: %s)", name, exc.message)
+            return
+        # Fail closed: a name published now would hide the upstream package
+        # for everyone once the uplink is back (dependency confusion).
+        raise ServiceUnavailable(
+            f"cannot publish {name} now: the uplinks that would say whether they serve it did not answer"
+            f" ({exc.message}); try again later, or set publish_if_uplinks_unreachable: true on its"
+            " packages rule for an air-gapped registry"
+        ) from None
     if current is not None and is_mirrored(current.doc):
         uplink = current.doc[MIRROR_MARK]["uplink"]
         raise Forbidden(

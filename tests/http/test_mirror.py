@@ -17,8 +17,8 @@ from storage.base import NotFound
 from tests.support.fake_upstream import FakeUpstream
 
 from .conftest import MakeClient
-from .packages import publish
-from .users import add_user
+from .packages import publish, publish_body
+from .users import add_user, bearer
 
 
 @pytest.fixture
@@ -252,6 +252,25 @@ async def test_publishing_a_name_the_upstream_serves_is_refused_unless_allowed(
     assert await publish(allowed, token, "lodash", "5.0.0") == 201
     doc = await (await allowed.get("/lodash")).json()
     assert list(doc["versions"]) == ["5.0.0"]  # never merged with the upstream's
+
+
+async def test_a_new_name_is_not_published_while_the_uplinks_cannot_be_asked(
+    make_client: MakeClient, upstream: FakeUpstream
+) -> None:
+    client = await make_client(**mirror_config(upstream))
+    token = await add_user(client, "alice")
+    assert await publish(client, token, "ours", "1.0.0") == 201  # a name of ours, known here
+    await upstream.stop()
+    response = await client.put("/never-seen", json=publish_body("never-seen", "1.0.0"), headers=bearer(token))
+    assert response.status == 503
+    assert "publish_if_uplinks_unreachable" in (await response.json())["error"]
+    with pytest.raises(NotFound):  # nothing stored
+        await client.app[STORE].read_packument("never-seen")
+    assert await publish(client, token, "ours", "1.1.0") == 201  # local names are not asked about
+    config = mirror_config(upstream)
+    config["packages"]["**"]["publish_if_uplinks_unreachable"] = True
+    air_gapped = await make_client(**config)
+    assert await publish(air_gapped, token, "never-seen", "1.0.0") == 201
 
 
 async def test_via_is_sent_upstream_and_a_loop_is_not_followed(client: TestClient, upstream: FakeUpstream) -> None:
