@@ -349,6 +349,10 @@ def check_email(email: str | None) -> None:
         raise BadRequest("email is not a valid address")
 
 
+BAD_LOGIN = "bad username or password"
+CLOSED_HINT = "; registration of new users is closed"
+
+
 async def sign_in(
     db: RegistryDatabase,
     name: str,
@@ -363,23 +367,31 @@ async def sign_in(
     An existing user must give their password (401 otherwise). A new name is
     registered when `create` and `max_users` allow (None: no limit; -1:
     registration closed); the limit is checked before the write, so users
-    registering at the very same moment may overshoot it by a few.
+    registering at the very same moment may overshoot it by a few. A new name
+    that may not register gets the same 401 as a wrong password.
     """
     if len(password) > MAX_PASSWORD:
-        raise Unauthorized("bad username or password")
+        raise Unauthorized(BAD_LOGIN)
     user = await get_user(db, name)
-    if user is None and create:
-        if max_users == -1:
-            raise Forbidden("user registration is disabled")
-        if max_users is not None and await count_users(db) >= max_users:
-            raise Forbidden(f"user registration is closed: the registry has its maximum of {max_users} users")
+    if user is None and create and not await registration_closed(db, max_users):
         check_new_password(password)
         check_email(email)
         try:
             return await create_user(db, name, password, email)
         except Conflict:
             pass  # registered by someone else a moment ago: verify against it
+    # An unknown name is checked against a dummy hash: with registration
+    # closed, "no such user" and "wrong password" cost the same and answer
+    # the same, so a name cannot be confirmed by guessing.
     verified = await verify_password(db, name, password)
     if verified is None:
-        raise Unauthorized("bad username or password")
+        closed = create and await registration_closed(db, max_users)
+        raise Unauthorized(BAD_LOGIN + (CLOSED_HINT if closed else ""))
     return verified
+
+
+async def registration_closed(db: RegistryDatabase, max_users: int | None) -> bool:
+    """Whether a new name may not register now (max_users -1, or the maximum reached)."""
+    if max_users == -1:
+        return True
+    return max_users is not None and await count_users(db) >= max_users
