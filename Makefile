@@ -33,13 +33,26 @@ run: $(STAMP)
 # (PyPI); DynamoDB Local is the jar inside the npm package
 # amplify-dynamodb-simulator; pnpm and yarn (classic) come from npm too, and
 # so does Verdaccio 6 with a Node.js it runs on (the import test).
-test-servers: $(TEST_STAMP)
+# Each installer is idempotent and needs only npm, so they run side by side
+# with each other and with the pip install (see `test`).
+SERVER_INSTALLS := test-server-dynamodb-local test-server-clients test-server-verdaccio
+.PHONY: $(SERVER_INSTALLS)
+test-servers: $(SERVER_INSTALLS)
+test-server-dynamodb-local:
 	sh tests/tools/install-dynamodb-local.sh .cache/dynamodb-local
+test-server-clients:
 	sh tests/tools/install-clients.sh .cache/clients
+test-server-verdaccio:
 	sh tests/tools/install-verdaccio.sh .cache/verdaccio
 
-test: install-test test-servers
-	$(BIN)/python -m pytest -q -p no:cacheprovider --ignore=tests/browser $(PYTEST_ARGS)
+# Both cores: pytest-xdist workers, split as tests/support/parallel.py says
+# (PYTEST_WORKERS=0 runs in one process). The installs first, in parallel:
+# on a fresh clone they are minutes of downloads, mostly waiting.
+PYTEST_WORKERS ?= 2
+test:
+	$(MAKE) --no-print-directory -j4 --output-sync=target install-test test-servers
+	$(BIN)/python -m pytest -q -p no:cacheprovider -n $(PYTEST_WORKERS) --dist loadfile \
+		--ignore=tests/browser $(PYTEST_ARGS)
 
 # The web UI in a real browser: Debian's chromium (apt-get when missing),
 # driven by Playwright. TARHOLD_BROWSER_TESTS=1: a missing browser fails.

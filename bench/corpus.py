@@ -1,6 +1,6 @@
 """What the fake upstream serves in the benchmark, and the npm ci project.
 
-Every package here is real-shaped (built by `tests.fake_upstream_docs`):
+Every package here is real-shaped (built by `tests.support.fake_upstream_docs`):
 
 - `bench-full`: a ~750 KB packument whose abbreviated document is ~430 KB;
 - `bench-huge`: a ~20 MB packument with thousands of versions;

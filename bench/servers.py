@@ -1,5 +1,5 @@
 """The processes the benchmark starts, each on 127.0.0.1 and a free port, each
-stopped by its own PID (see `tests.servers.ServerProcess`).
+stopped by its own PID (see `tests.support.servers.ServerProcess`).
 """
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ LOG = logging.getLogger(__name__)
 
 TABLE_ACTIVE_TIMEOUT = 60.0
 # The table and bucket `init` creates; deploy/terraform declares the same
-# (tests/test_deploy.py compares the two).
+# (tests/unit/test_deploy_terraform.py compares the two).
 TTL_ATTRIBUTE = "expires"
 KEY_SCHEMA = [
     {"AttributeName": "pk", "KeyType": "HASH"},

@@ -27,7 +27,7 @@ import yaml
 
 from tests.e2e.fixtures import PASSWORD, add_user, http_json, path_of
 from tests.http.packages import publish_body
-from tests.servers import HOST, ServerProcess, free_port
+from tests.support.servers import HOST, ServerProcess, free_port
 
 CHROMIUM = Path("/usr/bin/chromium")
 REQUIRED = os.environ.get("TARHOLD_BROWSER_TESTS") == "1"

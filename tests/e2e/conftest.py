@@ -32,8 +32,8 @@ from tests.e2e.fixtures import (
     start_tarhold,
     unique_name,
 )
-from tests.servers import AwsEndpoint
-from tests.servers import provision_aws as servers_provision_aws
+from tests.support.aws_servers import AwsEndpoint
+from tests.support.aws_servers import provision_aws as servers_provision_aws
 
 BACKENDS = ["embedded", "aws"]
 AWS_BUCKET = "tarhold-e2e"

@@ -30,7 +30,7 @@ from urllib.parse import quote
 import pytest
 import yaml
 
-from tests.servers import HOST, ROOT, ServerProcess, free_port
+from tests.support.servers import HOST, ROOT, ServerProcess, free_port
 
 TARHOLD = Path(sys.executable).parent / "tarhold"
 CLIENTS_BIN = ROOT / ".cache" / "clients" / "node_modules" / ".bin"

@@ -43,9 +43,9 @@ from tests.e2e.fixtures import (
     TarholdStorage,
     client_env,
 )
-from tests.fake_upstream import FakeUpstream
-from tests.fake_upstream_docs import integrity_of, tarball_filename
-from tests.servers import ServerProcess, free_port
+from tests.support.fake_upstream import FakeUpstream
+from tests.support.fake_upstream_docs import integrity_of, tarball_filename
+from tests.support.servers import ServerProcess, free_port
 
 pytestmark = pytest.mark.npm
 

@@ -12,7 +12,9 @@ from aiohttp.test_utils import TestClient, TestServer
 from registry.config import parse_config
 from registry.http.app import SERVER_KWARGS, create_app
 from tests.conftest import unique
-from tests.servers import AwsEndpoint, provision_aws
+from tests.support.aws_servers import AwsEndpoint, provision_aws
+
+from .users import add_user
 
 MakeClient = Callable[..., Awaitable[TestClient]]
 
@@ -56,3 +58,9 @@ def make_client(aiohttp_client: Any, storage_config: dict[str, Any]) -> MakeClie
 @pytest.fixture
 async def client(make_client: MakeClient) -> TestClient:
     return await make_client()
+
+
+@pytest.fixture
+async def alice(client: TestClient) -> str:
+    """A registered user's token on the test's client."""
+    return await add_user(client, "alice")

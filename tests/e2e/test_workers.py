@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.servers import free_port
+from tests.support.servers import free_port
 
 TARHOLD = str(Path(sys.executable).with_name("tarhold"))
 

@@ -10,7 +10,8 @@ from bench.corpus import TREE_ROOT, _satisfies, lockfile, rewrite_resolved
 from bench.load import parse_size, parse_wrk
 from bench.procstat import parse_stat, parse_status_kb
 from bench.report import Check, Row, format_table, median, top_frames
-from tests.fake_upstream_docs import build_version, tree_spec
+from tests.support.fake_upstream_docs import build_version
+from tests.support.fake_upstream_sets import tree_spec
 
 STAT = (
     "4242 (tar hold) (x) S 4000 4242 4242 0 -1 4194560 1234 0 0 0 "

@@ -21,7 +21,7 @@ from registry.ops.warm import (
     warm,
 )
 from storage.fs import FsPackageStore
-from tests.fake_upstream import FakeUpstream
+from tests.support.fake_upstream import FakeUpstream
 
 TARHOLD = str(Path(sys.executable).with_name("tarhold"))
 

@@ -12,7 +12,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 PROJECT_FILES = ["Makefile", "pyproject.toml", "README.md", "registry", "storage", "uplinks"]
 
 

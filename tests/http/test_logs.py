@@ -19,7 +19,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from registry.config import LogConfig, parse_config
 from registry.http.app import SERVER_KWARGS, create_app
 from registry.http.logs import configure_logging
-from tests.fake_upstream import FakeUpstream
+from tests.support.fake_upstream import FakeUpstream
 
 PASSWORD = "correct horse battery staple"
 WRONG_PASSWORD = "tr0ub4dor&3-not-it"

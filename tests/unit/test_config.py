@@ -12,7 +12,7 @@ from registry.config import load_config, parse_config
 from registry.domain.rules import rule_for
 from storage.base import ConfigError
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_empty_config_gives_the_embedded_default(tmp_path: Path) -> None:

@@ -13,11 +13,11 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from registry.config import parse_config
 from registry.http.app import SERVER_KWARGS, create_app
-from tests.fake_upstream import FakeUpstream
+from tests.support.fake_upstream import FakeUpstream
 from tests.http.packages import publish_body
 from tests.http.users import add_user, bearer
 
-DASHBOARD = Path(__file__).resolve().parents[1] / "deploy" / "grafana" / "tarhold.json"
+DASHBOARD = Path(__file__).resolve().parents[2] / "deploy" / "grafana" / "tarhold.json"
 
 # PromQL words that look like metric names: functions, aggregations, keywords.
 PROMQL_WORDS = frozenset({
