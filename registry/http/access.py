@@ -13,7 +13,15 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from registry.domain.access import LOG_IN, Action, Identity, Outcome, decide, may_read
+from registry.domain.access import (
+    LOG_IN,
+    Action,
+    Identity,
+    Outcome,
+    decide,
+    is_allowed,
+    may_read,
+)
 from registry.domain.errors import Forbidden, NotFoundError, RegistryError, Unauthorized
 from registry.domain.rules import PackageRule, rule_for
 from registry.http.appkeys import CONFIG
@@ -55,6 +63,21 @@ def authorize(request: web.Request, name: str, action: Action) -> Permit:
         raise REFUSALS[verdict.outcome](verdict.message)
     assert rule is not None  # decide allows nothing without a rule
     return Permit(rule, identity)
+
+
+def require_visible(request: web.Request, name: str) -> None:
+    """Before a write looks package `name` up: who may not read it learns nothing of it.
+
+    401 anonymous; for a caller the rule does not let read the package, the
+    same 404 as for a package that does not exist, so a write never confirms
+    that a private name exists. After this, existence and then `authorize`.
+    """
+    identity = identity_of(request)
+    if identity is None:
+        raise Unauthorized(LOG_IN)
+    rule = rule_of(request, name)
+    if rule is None or not is_allowed(identity, rule.access):
+        raise NotFoundError(f"package {name} not found")
 
 
 def may_see(request: web.Request, name: str) -> PackageRule | None:

@@ -26,7 +26,7 @@ from registry.domain.packument_changes import (
     unpublish_all,
 )
 from registry.domain.publish import check_maintainer
-from registry.http.access import authorize
+from registry.http.access import authorize, require_visible
 from registry.http.appkeys import PACKAGES
 from registry.http.bodies import read_json
 from registry.http.urls import split_package_path
@@ -65,15 +65,18 @@ async def _live_or_404(packages: Packages, name: str) -> None:
 async def change_packument(request: web.Request, name: str, body: dict[str, Any]) -> web.Response:
     """PUT /{name}/-rev/{rev}: the whole document back, with versions removed,
     deprecations, maintainers or stars changed (npm unpublish/deprecate/owner/star)."""
+    if body.get("versions") is not None and not isinstance(body["versions"], dict):
+        raise BadRequest("versions must be an object of version: manifest")
     packages = packages_of(request)
+    require_visible(request, name)
     current = await packages.read_live(name)
     if current is None:
         raise NotFoundError(f"package {name} not found")
     if set(body) <= STAR_KEYS and "users" in body:
         return await star(request, name, body)
     removing = (
-        set(current.doc.get("versions", {})) - set(body["versions"] or {})
-        if "versions" in body else set()
+        set(current.doc.get("versions", {})) - set(body["versions"])
+        if isinstance(body.get("versions"), dict) else set()
     )
     user = authorize(request, name, Action.UNPUBLISH if removing else Action.PUBLISH).user
     stamp = now_iso()
@@ -131,6 +134,7 @@ async def unpublish_package(request: web.Request, name: str) -> web.Response:
     """DELETE /{name}/-rev/{rev}: the whole package goes; its history stays as a
     tombstone so no version of it can be published again."""
     packages = packages_of(request)
+    require_visible(request, name)
     user = authorize(request, name, Action.UNPUBLISH).user
     stamp = now_iso()
 
@@ -150,6 +154,7 @@ async def unpublish_package(request: web.Request, name: str) -> web.Response:
 async def unpublish_tarball(request: web.Request, name: str, filename: str) -> web.Response:
     """DELETE /{name}/-/{file}/-rev/{rev}: npm sends it after removing the version."""
     packages = packages_of(request)
+    require_visible(request, name)
     authorize(request, name, Action.UNPUBLISH)
     version = parse_tarball_filename(name, filename)
     if version is None:
@@ -191,6 +196,7 @@ async def _tag_version(request: web.Request) -> str:
 
 async def _set_tags(request: web.Request, name: str, tags: dict[str, str]) -> web.Response:
     packages = packages_of(request)
+    require_visible(request, name)
     await _live_or_404(packages, name)
     user = authorize(request, name, Action.PUBLISH).user
 
@@ -221,6 +227,7 @@ async def dist_tags(request: web.Request) -> web.StreamResponse:
             raise BadRequest("body must be a JSON object of tag: version")
         return await _set_tags(request, name, body)
     if request.method == "DELETE" and tag is not None:
+        require_visible(request, name)
         await _live_or_404(packages, name)
         user = authorize(request, name, Action.PUBLISH).user
 
