@@ -28,6 +28,7 @@ from registry.domain.errors import (
 )
 from registry.domain.packument import tarball_file_of
 from registry.domain.packument_views import abbreviate, rewrite_tarball_urls
+from registry.domain.summaries import summary_of
 from storage.base import Conflict, NotFound, PackageStore, RegistryDatabase
 from storage.heap import TRIM_AFTER_BYTES, trimmed
 from uplinks.documents import MIRROR_MARK, Current, is_mirrored, is_tombstone
@@ -280,26 +281,7 @@ class Packages:
             except NotFound:
                 pass
             return
-        latest = doc.get("dist-tags", {}).get("latest")
-        manifest = doc.get("versions", {}).get(latest, {}) if latest else {}
-        entry = {
-            "name": name,
-            "local": True,
-            "version": latest,
-            "description": manifest.get("description", doc.get("description", "")),
-            "keywords": manifest.get("keywords", doc.get("keywords", [])) or [],
-            "maintainers": doc.get("maintainers", []),
-            "created": doc.get("time", {}).get("created"),
-            "modified": doc.get("time", {}).get("modified"),
-            "date": doc.get("time", {}).get(latest) if latest else None,
-            "links": {k: v for k, v in {
-                "homepage": manifest.get("homepage"),
-                "repository": _repository_url(manifest.get("repository")),
-                "bugs": (manifest.get("bugs") or {}).get("url")
-                if isinstance(manifest.get("bugs"), dict) else manifest.get("bugs"),
-            }.items() if isinstance(v, str)},
-            "publisher": manifest.get("_npmUser"),
-        }
+        entry = summary_of(doc)  # typed and bounded: every search reads it
         await self.db.put("PACKAGE", name, entry)
 
     async def reserve_version(self, name: str, version: str) -> None:
@@ -333,13 +315,6 @@ def render_bytes(doc: dict[str, Any], token: str, base: str, variant: str) -> Re
     digest = hashlib.sha256(body).hexdigest()[:32]
     gzipped = gzip.compress(body, 6) if len(body) >= GZIP_MIN_BYTES else None
     return Rendered(body, f'"{digest}"', gzipped)
-
-
-def _repository_url(repository: Any) -> str | None:
-    if isinstance(repository, dict):
-        url = repository.get("url")
-        return url if isinstance(url, str) else None
-    return repository if isinstance(repository, str) else None
 
 
 async def _loads(data: bytes) -> dict[str, Any]:

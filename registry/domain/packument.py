@@ -29,6 +29,7 @@ import semver
 from registry.domain import names
 from registry.domain.clock import now_iso
 from registry.domain.errors import PublishError
+from registry.domain.manifest_fields import check_manifest_fields
 
 Doc = dict[str, Any]
 
@@ -202,6 +203,7 @@ def apply_publish(
         raise PublishError(400, f"invalid version {version!r}: not a valid semver version (e.g. 1.2.3)")
     if not isinstance(manifest, dict):
         raise PublishError(400, f"the manifest of {version} must be an object")
+    check_manifest_fields(manifest)
     if manifest.get("name") != name or manifest.get("version") != version:
         raise PublishError(
             400,

@@ -70,7 +70,7 @@ def result(entry: dict[str, Any], value: float) -> dict[str, Any]:
         "package": package,
         "score": {"final": value, "detail": {"quality": 1, "popularity": 1, "maintenance": 1}},
         "searchScore": value,
-        "flags": {"unstable": bool(entry.get("version", "").startswith("0."))},
+        "flags": {"unstable": str(entry.get("version") or "").startswith("0.")},
     }
 
 

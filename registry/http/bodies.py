@@ -12,6 +12,25 @@ from registry.http.appkeys import CONFIG
 
 NOT_JSON = "request body is not valid JSON"
 NOT_OBJECT = "request body must be a JSON object"
+# npm's documents nest a handful of levels; orjson reads up to 1024 but
+# writes only 254, so a deeper body could be stored and never served again.
+MAX_DEPTH = 64
+
+
+def nesting_depth_exceeds(value: Any, limit: int = MAX_DEPTH) -> bool:
+    """Whether `value` nests objects and arrays more than `limit` deep (no recursion)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            if depth > limit:
+                return True
+            stack.extend((child, depth + 1) for child in item.values())
+        elif isinstance(item, list):
+            if depth > limit:
+                return True
+            stack.extend((child, depth + 1) for child in item)
+    return False
 
 
 def _too_large(limit: int) -> PayloadTooLarge:
@@ -33,9 +52,12 @@ async def read_json(request: web.Request, *, invalid: str = NOT_JSON, empty: Any
     if empty is not None and not data.strip():
         return empty
     try:
-        return orjson.loads(data)
+        value = orjson.loads(data)
     except orjson.JSONDecodeError:
         raise BadRequest(invalid) from None
+    if nesting_depth_exceeds(value):
+        raise BadRequest(f"request body nests more than {MAX_DEPTH} levels deep")
+    return value
 
 
 async def read_object(

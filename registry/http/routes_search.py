@@ -6,6 +6,7 @@ from aiohttp import web
 
 from registry.domain.errors import BadRequest
 from registry.domain.search import in_scope, parse_query, ranked, results, search_time
+from registry.domain.summaries import clean_entry
 from registry.http.access import may_see
 from registry.http.appkeys import DATABASE
 from registry.http.routes_uplink import upstream_search
@@ -30,7 +31,7 @@ async def search(request: web.Request) -> web.Response:
     offset = _int(request, "from", 0, 0, 1_000_000)
     words, scope = parse_query(text)
     entries = [
-        entry async for name, entry in request.app[DATABASE].query("PACKAGE")
+        clean_entry(entry, name) async for name, entry in request.app[DATABASE].query("PACKAGE")
         if may_see(request, name) is not None and in_scope(name, scope)
     ]
     objects = results(ranked(entries, words))

@@ -35,6 +35,7 @@ from aiohttp import web
 
 from registry.domain.errors import RegistryError
 from registry.domain.search import parse_query, ranked
+from registry.domain.summaries import clean_entry
 from registry.domain.users import (
     create_token,
     lookup_token,
@@ -105,7 +106,7 @@ async def readable_entries(request: web.Request) -> list[dict[str, Any]]:
     entries = []
     async for name, entry in request.app[DATABASE].query("PACKAGE"):
         if may_see(request, name) is not None:
-            entries.append(entry)
+            entries.append(clean_entry(entry, name))
     return entries
 
 
