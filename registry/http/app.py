@@ -25,6 +25,7 @@ from registry.http import (
     routes_auth,
     routes_packages,
     routes_uplink,
+    sign_in,
 )
 from registry.http import routes_search as search
 from registry.http import usage as access
@@ -168,6 +169,7 @@ def create_app(config: Config) -> web.Application:
     app[DATABASE] = database
     app[PACKAGES] = Packages(store, database, config.cache)
     access.setup(app, database)  # last-access stamps for `tarhold gc`
+    sign_in.setup(app)  # one login throttle for every channel that checks a password
     # Its failures become 502/503 RegistryErrors; its events feed tarhold_uplink_*.
     app[MIRROR] = build_mirror(app[PACKAGES], config.uplinks)
     app.cleanup_ctx.append(storage_ctx)

@@ -51,8 +51,10 @@ from registry.domain.cidrs import ip_allowed
 from registry.domain.errors import Forbidden, RegistryError, Unauthorized
 from registry.domain.grants import stored_grants
 from registry.domain.ratelimit import LastUsedRecorder, RateLimiter
-from registry.domain.users import lookup_token, token_hash, verify_password
+from registry.domain.users import lookup_token, token_hash
 from registry.http.appkeys import CONFIG, DATABASE
+from registry.http.clients import client_address
+from registry.http.sign_in import checked_password
 
 TOKEN_TTL = 4.0
 PASSWORD_TTL = 60.0
@@ -181,33 +183,6 @@ def token_rate_limit(record: dict[str, Any], default: int | None) -> int | None:
     return own if own is not None else default
 
 
-def client_address(request: web.Request) -> str | None:
-    """The client's IP address for CIDR checks: the peer, or X-Forwarded-For when trusted.
-
-    `auth.trust_forwarded_for: true` trusts the one proxy in front: the
-    header's last entry is the address that proxy saw. With a list of proxy
-    CIDRs the header counts only when the peer is one of them, and the client
-    is the last entry that is not (entries left of it could be forged).
-    """
-    auth = request.app[CONFIG].auth
-    remote = request.remote
-    if not auth.trust_forwarded_for:
-        return remote
-    proxies = auth.trusted_proxies
-    if proxies and not ip_allowed(remote, proxies):
-        return remote
-    hops = [h.strip() for v in request.headers.getall("X-Forwarded-For", []) for h in v.split(",")]
-    hops = [h for h in hops if h]
-    if not hops:
-        return remote
-    if not proxies:
-        return hops[-1]
-    for hop in reversed(hops):
-        if not ip_allowed(hop, proxies):
-            return hop
-    return hops[0]
-
-
 def parse_basic(value: str) -> tuple[str, str]:
     """(user, password) from a Basic credential; raises Unauthorized when malformed."""
     try:
@@ -225,7 +200,7 @@ async def _basic(request: web.Request, value: str) -> Identity:
     cache = caches(request.app)
     key = cache.password_key(user, password)
     if key not in cache.passwords:
-        if await verify_password(request.app[DATABASE], user, password) is None:
+        if await checked_password(request, "basic", user, password) is None:
             raise Unauthorized(BAD_CREDENTIALS)
         cache.passwords[key] = True
     return Identity(user=user)

@@ -34,6 +34,7 @@ from registry.domain.errors import RegistryError
 from registry.domain.users import create_token, sign_in, valid_user_name
 from registry.http.appkeys import CONFIG, DATABASE
 from registry.http.bodies import read_object
+from registry.http.sign_in import guarded
 from registry.http.urls import base_url
 from storage.base import Conflict, NotFound
 
@@ -169,10 +170,10 @@ async def submit_form(request: web.Request) -> web.Response:
         return form_page(create, username=username, error=error, status=400)
     db = request.app[DATABASE]
     try:
-        await sign_in(
+        await guarded(request, "web-login", username, lambda: sign_in(
             db, username, password, email=email,
             max_users=request.app[CONFIG].auth.max_users, create=create,
-        )
+        ))
     except RegistryError as exc:
         return form_page(create, username=username, error=exc.message, status=exc.status)
     done = {**{k: v for k, v in session.items() if k != "ver"}, "state": "done", "user": username}

@@ -84,6 +84,12 @@ class Metrics:
             multiprocess_mode="livesum",
         )
         self.publishes = Counter("tarhold_publishes_total", "Package versions published here.")
+        self.sign_ins = Counter(
+            "tarhold_sign_in_attempts_total",
+            "Password checks by channel (basic, adduser, web-login, web, token, password) and result:"
+            " ok, failed (wrong password or unknown name), throttled (refused before checking).",
+            ["channel", "result"],
+        )
         self.uplink_cache = Counter(
             "tarhold_uplink_cache_requests_total",
             "Mirrored packument lookups per uplink: hit (fresh copy), miss (fetched),"

@@ -50,7 +50,6 @@ from registry.domain.users import (
     token_hash,
     update_user,
     valid_user_name,
-    verify_password,
 )
 from registry.http.appkeys import CONFIG, DATABASE
 from registry.http.auth import (
@@ -63,6 +62,7 @@ from registry.http.auth import (
 )
 from registry.http.bodies import read_object
 from registry.http.login_page import setup_web_login
+from registry.http.sign_in import checked_password, guarded
 
 USER_PATH = "/-/user/org.couchdb.user:{name}"
 PROFILE_FIELDS = ("fullname", "homepage", "freenode", "twitter", "github")
@@ -139,7 +139,8 @@ async def put_user(request: web.Request) -> web.Response:
         raise BadRequest("password is required")
     email = optional_str(body, "email")
     db = request.app[DATABASE]
-    await sign_in(db, name, password, email=email, max_users=request.app[CONFIG].auth.max_users)
+    await guarded(request, "adduser", name,
+                  lambda: sign_in(db, name, password, email=email, max_users=request.app[CONFIG].auth.max_users))
     token, _ = await create_token(db, name, name="npm login")
     return json_response({"ok": True, "id": f"org.couchdb.user:{name}", "token": token}, 201)
 
@@ -217,7 +218,7 @@ async def set_profile(request: web.Request) -> web.Response:
             isinstance(password.get(k), str) for k in ("old", "new")
         ):
             raise BadRequest("password must be {old, new}")
-        if await verify_password(db, identity.user, password["old"]) is None:
+        if await checked_password(request, "password", identity.user, password["old"]) is None:
             raise Unauthorized("the current password is wrong")
         check_new_password(password["new"])
         new_password = password["new"]
@@ -298,7 +299,7 @@ async def post_token(request: web.Request) -> web.Response:
     options["grants"] = format_grants(grants) if grants is not None else None
     options = within_parent(identity, options)
     db = request.app[DATABASE]
-    if await verify_password(db, identity.user, password) is None:
+    if await checked_password(request, "token", identity.user, password) is None:
         raise Unauthorized("invalid password")
     token, record = await create_token(db, identity.user, **options)
     return json_response({**token_view(record), "token": token}, 201)

@@ -26,14 +26,13 @@ sign-out forms refuse a cross-site Origin.
 from __future__ import annotations
 
 import logging
-import math
 import time
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 from aiohttp import web
 
-from registry.domain.errors import RegistryError
+from registry.domain.errors import RegistryError, TooManyRequests
 from registry.domain.search import parse_query, ranked
 from registry.domain.summaries import clean_entry
 from registry.domain.users import (
@@ -42,11 +41,11 @@ from registry.domain.users import (
     revoke_token,
     token_hash,
     valid_user_name,
-    verify_password,
 )
 from registry.http.access import may_see
 from registry.http.appkeys import CONFIG, DATABASE, MIRROR
 from registry.http.auth import SESSION_COOKIE, caches, identity_of
+from registry.http.sign_in import checked_password
 from registry.http.urls import base_url, is_readable_name
 from registry.http.web_pages import (
     Frame,
@@ -65,7 +64,6 @@ LOG = logging.getLogger(__name__)
 
 SESSION_SECONDS = 12 * 3600
 SESSION_TOKEN_NAME = "web session"
-LOGIN_TRIES_PER_MINUTE = 10
 RECENT = 20
 MAX_RESULTS = 100
 MAX_QUERY = 200
@@ -210,15 +208,15 @@ async def login_submit(request: web.Request) -> web.Response:
     next_path = safe_next(str(form.get("next", "")), prefix)
     user = None
     if valid_user_name(username) and password:
-        # Password guessing through the form: a few tries a minute per name (per instance).
-        wait = caches(request.app).limiter.retry_after(f"web-login:{username}", LOGIN_TRIES_PER_MINUTE)
-        if wait > 0:
-            seconds = str(max(1, math.ceil(wait)))
-            error = f"Too many sign-in attempts for this name; try again in {seconds} s."
+        # Password guessing through the form is slowed like every channel
+        # (registry/http/sign_in.py): per address, so the owner elsewhere is not locked out.
+        try:
+            user = await checked_password(request, "web", username, password)
+        except TooManyRequests as exc:
+            error = f"Too many failed sign-ins; try again in {exc.headers['Retry-After']} s."
             response = html_page(request, "Sign in", login_body(prefix, username=username, error=error), status=429)
-            response.headers["Retry-After"] = seconds
+            response.headers["Retry-After"] = exc.headers["Retry-After"]
             return response
-        user = await verify_password(request.app[DATABASE], username, password)
     if user is None:
         LOG.info("web sign-in refused for %s", username if valid_user_name(username) else "(invalid name)")
         body = login_body(prefix, username=username, error="Wrong username or password.", next_path=next_path)

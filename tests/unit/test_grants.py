@@ -25,11 +25,11 @@ from registry.domain.ratelimit import RateLimiter
 from registry.http.appkeys import CONFIG
 from registry.http.auth import (
     Identity,
-    client_address,
     grant_allows,
     may_read_package,
     require_grant,
 )
+from registry.http.clients import client_address
 from storage.base import ConfigError
 
 NOW = 1_700_000_000
