@@ -165,6 +165,7 @@ class Mirror:
         `Packages.read` answers from memory within the packument TTL, so a
         local or fresh mirrored document costs no storage read then.
         """
+        looked = time.monotonic()
         stored = await self.packages.read(name, cached=True)
         if stored is not None and not is_mirrored(stored.doc):
             return None if is_tombstone(stored.doc) else stored
@@ -175,6 +176,14 @@ class Mirror:
             self.stats.add(stored.doc[MARK]["uplink"], HIT)
             return stored
         task = self._inflight.get(name)
+        fresh = self._fresh.get(name)
+        if task is None and fresh is not None and fresh.checked >= looked:
+            # A refresh finished while we read storage (and read too early to
+            # see its result): it updated the read cache, so no second fetch.
+            again = await self.packages.read(name, cached=True)
+            if again is not None and again.token == fresh.token:
+                self.stats.add(again.doc[MARK]["uplink"], HIT)
+                return again
         if task is None:
             task = asyncio.ensure_future(self._refresh(name, usable, stored, via))
             self._inflight[name] = task

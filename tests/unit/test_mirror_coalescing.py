@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -76,3 +77,31 @@ async def test_concurrent_requests_for_one_tarball_share_one_download(tmp_path: 
     assert len({id(download) for download in downloads}) == 1 and len(bodies) == 20
     assert [await read_all(body) for body in bodies] == [data] * 20
     assert len(uplink.tarball_requests) == 1
+
+
+async def test_a_refresh_that_ends_during_a_slow_storage_read_is_not_fetched_again(tmp_path: Path) -> None:
+    # The race a busy S3 showed: a second caller reads storage before the
+    # first caller's refresh writes, gets its answer after that refresh has
+    # ended (and left the in-flight map), and must not fetch a second time.
+    uplink = FakeUplink()
+    uplink.publish("left-pad", {"1.0.0": tarball_bytes("left-pad", "1.0.0")})
+    uplink.delay = 0.05
+    mirror, packages, _ = await open_mirror(tmp_path, uplink)
+    answer_late = asyncio.Event()
+    original_read = packages.read
+
+    async def read(name: str, *, cached: bool = False) -> Any:
+        result = await original_read(name, cached=cached)
+        if answer_late.is_set():
+            await asyncio.sleep(0.15)  # the answer is what storage held before the refresh wrote
+        return result
+
+    packages.read = read  # type: ignore[method-assign]
+    first = asyncio.ensure_future(mirror.packument("left-pad", ("up",)))
+    await asyncio.sleep(0.01)  # the first caller is fetching now
+    answer_late.set()
+    second = await mirror.packument("left-pad", ("up",))
+
+    assert (await first) is not None and second is not None
+    assert second.token == (await first).token
+    assert uplink.packument_requests == [("left-pad", None)]
