@@ -63,8 +63,15 @@ def workers(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
         [TARHOLD, "serve", "--workers", "2", "--listen", f"127.0.0.1:{port}", "--storage", str(tmp_path / "s")],
         stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path, env={**os.environ, "TMPDIR": str(tmp_path / "tmp")},
     )
+    def started() -> bool:
+        if parent.poll() is not None:  # it gave up: say why instead of waiting out the timeout
+            log.flush()
+            raise AssertionError(f"tarhold serve exited with {parent.returncode}:\n"
+                                 + (tmp_path / "serve.log").read_text(errors="replace")[-3000:])
+        return len(children_of(parent.pid)) == 2 and bool(ping(port))
+
     try:
-        wait_for(lambda: len(children_of(parent.pid)) == 2 and ping(port), "two workers to start")
+        wait_for(started, "two workers to start")
         yield parent, port
     finally:
         if parent.poll() is None:
