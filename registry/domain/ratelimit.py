@@ -58,6 +58,13 @@ class RateLimiter:
             return 0.0
         return (1.0 - bucket.tokens) / rate
 
+    def check_named(self, key: str, per_minute: int, what: str) -> None:
+        """Count one event of `key`; 429 ("`what`; retry in N s") with Retry-After over the limit."""
+        wait = self.retry_after(key, per_minute)
+        if wait > 0:
+            seconds = max(1, math.ceil(wait))
+            raise TooManyRequests(f"{what}; retry in {seconds} s", headers={"Retry-After": str(seconds)})
+
     def check(self, key: str, per_minute: int) -> None:
         """Count one request of token `key`; 429 with Retry-After (whole seconds) over the limit."""
         wait = self.retry_after(key, per_minute)

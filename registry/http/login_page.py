@@ -33,7 +33,9 @@ from registry.domain.clock import now_iso
 from registry.domain.errors import RegistryError
 from registry.domain.users import create_token, sign_in, valid_user_name
 from registry.http.appkeys import CONFIG, DATABASE
+from registry.http.auth import caches
 from registry.http.bodies import read_object
+from registry.http.clients import client_address
 from registry.http.sign_in import guarded
 from registry.http.urls import base_url
 from storage.base import Conflict, NotFound
@@ -42,6 +44,10 @@ LOG = logging.getLogger(__name__)
 
 LOGIN_PK = "LOGIN"
 SESSION_SECONDS = 600
+# Sessions one client address may open a minute (per instance): anonymous
+# POSTs must not grow the database without bound.
+SESSIONS_PER_MINUTE = 10
+MAX_CLIENT_TEXT = 200
 PAGE_HEADERS = {
     "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'",
     "X-Frame-Options": "DENY",
@@ -59,6 +65,7 @@ label {{ display: block; margin-top: 1rem; }}
 input {{ width: 100%; padding: .4rem; box-sizing: border-box; }}
 button {{ margin-top: 1.5rem; padding: .5rem 1.5rem; }}
 .error {{ color: #b00020; }}
+.asked {{ border-left: 4px solid #c77700; padding: 0 .8rem; background: #fff8e6; }}
 </style></head>
 <body><h1>{title}</h1>
 {body}
@@ -66,7 +73,7 @@ button {{ margin-top: 1.5rem; padding: .5rem 1.5rem; }}
 """
 
 FORM = """<p>{intro}</p>
-{error}<form method="post" autocomplete="on">
+{asked}{error}<form method="post" autocomplete="on">
 <label>Username <input name="username" value="{username}" required autofocus
   autocapitalize="none" autocomplete="username" maxlength="64"></label>
 <label>Password <input name="password" type="password" required
@@ -89,7 +96,26 @@ def message_page(title: str, message: str, status: int = 200) -> web.Response:
     return page(title, f"<p>{html.escape(message)}</p>", status)
 
 
-def form_page(create: bool, *, username: str = "", error: str = "", status: int = 200) -> web.Response:
+ASKED = """<div class="asked"><p><strong>Check that this was you.</strong> A program at
+<code>{address}</code> ({agent}) asked at {created} to sign in. Signing in gives it
+a token with all the rights of your account, as <code>npm login</code> does; you
+can see and revoke it with <code>npm token list</code>. If you did not run
+<code>npm login</code> just now, close this page.</p></div>
+"""
+
+
+def asked_by(session: dict[str, Any]) -> str:
+    """Who opened this login session, for the person about to sign in (phishing links)."""
+    return ASKED.format(
+        address=html.escape(str(session.get("client") or "an unknown address")),
+        agent=html.escape(str(session.get("agent") or "no user agent")),
+        created=html.escape(str(session.get("created", ""))[:19].replace("T", " ") + " UTC"),
+    )
+
+
+def form_page(
+    create: bool, *, username: str = "", error: str = "", status: int = 200, session: dict[str, Any] | None = None
+) -> web.Response:
     title = "Create your account" if create else "Sign in"
     intro = (
         "Create an account on this registry, or sign in with an existing one, to finish `npm adduser`."
@@ -97,6 +123,7 @@ def form_page(create: bool, *, username: str = "", error: str = "", status: int 
     )
     body = FORM.format(
         intro=html.escape(intro),
+        asked=asked_by(session) if session is not None else "",
         error=f'<p class="error">{html.escape(error)}</p>\n' if error else "",
         username=html.escape(username),
         password_hint="new-password" if create else "current-password",
@@ -117,11 +144,16 @@ def done_digest(secret: str) -> str:
 async def start_login(request: web.Request) -> web.Response:
     """`POST /-/v1/login`: a new session, and where to sign in and to poll."""
     body = await read_object(request, empty_ok=True)
+    address = client_address(request) or "?"
+    caches(request.app).limiter.check_named(f"web-login-session:{address}", SESSIONS_PER_MINUTE,
+                                            "too many login sessions from your address")
     session_id = secrets.token_urlsafe(24)
     done_secret = secrets.token_urlsafe(24)
     session = {
         "state": "pending", "create": body.get("create") is True,
         "done_hash": done_digest(done_secret), "created": now_iso(),
+        "client": address[:MAX_CLIENT_TEXT],
+        "agent": request.headers.get("User-Agent", "")[:MAX_CLIENT_TEXT],
     }
     expires = int(time.time()) + SESSION_SECONDS
     await request.app[DATABASE].put(LOGIN_PK, session_id, session, if_absent=True, expires=expires)
@@ -150,7 +182,7 @@ async def show_form(request: web.Request) -> web.Response:
         return expired_page()
     if session["state"] != "pending":
         return message_page("Signed in", "You are signed in. You can close this page.")
-    return form_page(bool(session.get("create")))
+    return form_page(bool(session.get("create")), session=session)
 
 
 async def submit_form(request: web.Request) -> web.Response:
@@ -167,7 +199,7 @@ async def submit_form(request: web.Request) -> web.Response:
     email = str(form.get("email", "")).strip() or None
     if not valid_user_name(username) or not password:
         error = "Enter a username (lowercase letters, digits, '-', '_', '.') and a password."
-        return form_page(create, username=username, error=error, status=400)
+        return form_page(create, username=username, error=error, status=400, session=session)
     db = request.app[DATABASE]
     try:
         await guarded(request, "web-login", username, lambda: sign_in(
@@ -175,7 +207,7 @@ async def submit_form(request: web.Request) -> web.Response:
             max_users=request.app[CONFIG].auth.max_users, create=create,
         ))
     except RegistryError as exc:
-        return form_page(create, username=username, error=exc.message, status=exc.status)
+        return form_page(create, username=username, error=exc.message, status=exc.status, session=session)
     done = {**{k: v for k, v in session.items() if k != "ver"}, "state": "done", "user": username}
     expires = int(time.time()) + SESSION_SECONDS
     try:

@@ -87,7 +87,6 @@ async def resolve(request: web.Request, name: str, rule: PackageRule) -> Current
 
 async def get_packument(request: web.Request, name: str) -> web.StreamResponse:
     rule = authorize(request, name, Action.READ).rule
-    note_access(request, name)  # for `tarhold gc`; never waits
     packages = request.app[PACKAGES]
     variant = ABBREVIATED if wants_abbreviated(request) and "write" not in request.query else FULL
     content_type = ABBREVIATED if variant == ABBREVIATED else "application/json"
@@ -103,6 +102,9 @@ async def get_packument(request: web.Request, name: str) -> web.StreamResponse:
             raise NotFoundError(f"package {name} not found")
         rendered = await packages.render(name, current, base, variant)
         packages.served(name, current, request.app[MIRROR].fresh_for(name, current))
+    # Only a package that exists is recorded (for `tarhold gc`; never waits):
+    # requests for random names must not grow the database.
+    note_access(request, name)
     return bytes_response(request, rendered, content_type)
 
 

@@ -35,11 +35,11 @@ TARBALL_HEADERS = {"Cache-Control": "public, max-age=31536000, immutable"}
 
 async def get_tarball(request: web.Request, name: str, filename: str) -> web.StreamResponse:
     permit = authorize(request, name, Action.READ)
-    note_access(request, name)  # for `tarhold gc`; never waits
     answer = await find_tarball(
         request.app[PACKAGES], request.app[MIRROR], name, filename,
         permit.rule.proxy, request.headers.get("Via", ""),
     )
+    note_access(request, name)  # found (for `tarhold gc`; never waits)
     return await tarball_response(request, answer, name, filename)
 
 
