@@ -36,6 +36,7 @@ import botocore.loaders
 import botocore.session
 import pytest
 
+from registry.domain import passwords
 from storage.base import PackageStore, RegistryDatabase, StorageFolder, no_folder
 from tests.support.aws_servers import (
     AwsEndpoint,
@@ -60,6 +61,18 @@ S3_BUCKET = "tarhold-contract"
 def unique(prefix: str) -> str:
     """A name no other test uses: valid as an S3 key prefix and a DynamoDB table."""
     return f"{prefix}-{uuid.uuid4().hex[:16]}"
+
+
+@pytest.fixture(autouse=True)
+def quick_password_hashes(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """In-process tests hash passwords at a fifth of the production scrypt work.
+
+    Hundreds of tests register users; at OWASP's cost each hash takes about
+    0.3 s. Tarhold processes the e2e tests start, and tests marked
+    `production_password_cost`, use the real parameters.
+    """
+    if request.node.get_closest_marker("production_password_cost") is None:
+        monkeypatch.setattr(passwords, "SCRYPT_P", 1)
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -15,10 +15,7 @@ table does not leak working credentials. The TOKEN record keeps the hash too
 
 from __future__ import annotations
 
-import asyncio
-import base64
 import hashlib
-import hmac
 import logging
 import re
 import secrets
@@ -26,8 +23,14 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from registry.domain.clock import now_iso
-from registry.domain.errors import BadRequest, Forbidden, Unauthorized
-from registry.domain.htpasswd import check_foreign, is_foreign
+from registry.domain.errors import BadRequest, Unauthorized
+from registry.domain.htpasswd import is_foreign
+from registry.domain.passwords import (
+    check_password,
+    dummy_hash,
+    hash_password,
+    is_outdated,
+)
 from storage.base import Conflict, NotFound, RegistryDatabase
 
 LOG = logging.getLogger(__name__)
@@ -37,18 +40,11 @@ PROFILE_SK = "PROFILE"
 USERS_PK = "USERS"
 TOKENHASH_PK = "TOKENHASH"
 
-SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1
-SCRYPT_MAXMEM = 64 * 1024 * 1024
-SALT_BYTES = 16
-HASH_BYTES = 32
 TOKEN_BYTES = 32
 TOKEN_PREFIX_CHARS = 6
 WRITE_RETRIES = 5
 EXPIRED_KEPT = 7 * 86400
 
-# Verified against when a user does not exist, so a miss costs the same
-# scrypt time as a wrong password and response times do not reveal names.
-_DUMMY_HASH: str | None = None
 
 
 def user_pk(name: str) -> str:
@@ -65,55 +61,6 @@ def valid_user_name(name: str) -> bool:
 
 
 # -- passwords -------------------------------------------------------------
-
-
-def hash_password_sync(password: str) -> str:
-    """`scrypt$n$r$p$salt_b64$hash_b64` for `password`; CPU-bound, run off the loop."""
-    salt = secrets.token_bytes(SALT_BYTES)
-    digest = hashlib.scrypt(
-        password.encode(), salt=salt, n=SCRYPT_N, r=SCRYPT_R, p=SCRYPT_P,
-        maxmem=SCRYPT_MAXMEM, dklen=HASH_BYTES,
-    )
-    b64 = base64.b64encode
-    return f"scrypt${SCRYPT_N}${SCRYPT_R}${SCRYPT_P}${b64(salt).decode()}${b64(digest).decode()}"
-
-
-def check_password_sync(password: str, stored: str) -> bool:
-    """Whether `password` matches a stored `scrypt$...` hash; False for a malformed one."""
-    if is_foreign(stored):  # imported from Verdaccio's htpasswd; rehashed at login
-        return check_foreign(password, stored)
-    try:
-        scheme, n, r, p, salt_b64, hash_b64 = stored.split("$")
-        if scheme != "scrypt":
-            return False
-        salt, expected = base64.b64decode(salt_b64), base64.b64decode(hash_b64)
-        digest = hashlib.scrypt(
-            password.encode(), salt=salt, n=int(n), r=int(r), p=int(p),
-            maxmem=SCRYPT_MAXMEM, dklen=len(expected),
-        )
-    except (ValueError, TypeError):
-        return False
-    return hmac.compare_digest(digest, expected)
-
-
-async def hash_password(password: str) -> str:
-    """hash_password_sync on a worker thread."""
-    return await asyncio.to_thread(hash_password_sync, password)
-
-
-async def check_password(password: str, stored: str) -> bool:
-    """check_password_sync on a worker thread."""
-    return await asyncio.to_thread(check_password_sync, password, stored)
-
-
-async def _dummy_hash() -> str:
-    global _DUMMY_HASH
-    if _DUMMY_HASH is None:
-        _DUMMY_HASH = await hash_password(secrets.token_urlsafe(16))
-    return _DUMMY_HASH
-
-
-# -- users -----------------------------------------------------------------
 
 
 async def create_user(
@@ -155,12 +102,13 @@ async def get_user(db: RegistryDatabase, name: str) -> dict[str, Any] | None:
 async def verify_password(db: RegistryDatabase, name: str, password: str) -> dict[str, Any] | None:
     """The user when `password` is theirs, else None (same cost either way)."""
     user = await get_user(db, name)
-    stored = str(user["password"]) if user else await _dummy_hash()
+    stored = str(user["password"]) if user else await dummy_hash()
     ok = await check_password(password, stored)
-    if ok and user is not None and is_foreign(stored):
+    if ok and user is not None and is_outdated(stored):
         try:
             user = await update_user(db, name, {}, password=password)
-            LOG.info("rehashed the imported password of %s to scrypt", name)
+            LOG.info("rehashed the %s password of %s with the current scrypt cost",
+                     "imported" if is_foreign(stored) else "older", name)
         except Exception:  # the login stands; the rehash is retried at the next one
             LOG.exception("could not rehash the imported password of %s", name)
     return user if ok and user is not None else None

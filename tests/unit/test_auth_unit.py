@@ -8,12 +8,8 @@ import pytest
 
 from registry.domain.cidrs import ip_allowed, parse_cidrs
 from registry.domain.errors import Unauthorized
-from registry.domain.users import (
-    check_password_sync,
-    hash_password_sync,
-    token_hash,
-    valid_user_name,
-)
+from registry.domain.passwords import check_password_sync, hash_password_sync, is_outdated
+from registry.domain.users import token_hash, valid_user_name
 from registry.http.auth import Identity, is_allowed, log_path, parse_basic
 
 ALICE = Identity(user="alice")
@@ -116,3 +112,17 @@ def test_log_path_masks_tokens_but_keeps_token_keys() -> None:
 
 def test_token_hash_is_sha256_hex() -> None:
     assert token_hash("abc") == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+
+
+@pytest.mark.production_password_cost
+def test_passwords_are_hashed_with_owasp_scrypt_work() -> None:
+    # N=2^14, r=8, p=5: OWASP's equivalent of N=2^17, r=8, p=1 at 16 MiB.
+    scheme, n, r, p, _, _ = hash_password_sync("s3cret password").split("$")
+    assert (scheme, int(n), int(r), int(p)) == ("scrypt", 2**14, 8, 5)
+
+
+@pytest.mark.production_password_cost
+def test_a_hash_with_less_work_is_outdated_and_the_current_one_is_not() -> None:
+    assert is_outdated("scrypt$16384$8$1$c2FsdA==$aGFzaA==")
+    assert not is_outdated(hash_password_sync("s3cret password"))
+    assert is_outdated("htpasswd$$2y$10$abcdefghijklmnopqrstuu5zbk1G7L6vV4nB7i3rXYVqP7Y8kX5e")  # imported

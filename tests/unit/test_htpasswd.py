@@ -14,7 +14,7 @@ from pathlib import Path
 import bcrypt
 import pytest
 
-from registry.domain import users
+from registry.domain import passwords, users
 from registry.domain.htpasswd import (
     FOREIGN_PREFIX,
     md5_crypt,
@@ -93,7 +93,7 @@ async def test_imported_hash_logs_in_once_and_is_rehashed_to_scrypt(tmp_path: Pa
         assert await users.verify_password(db, "carol", PASSWORD) is not None
         stored = (await db.get(users.user_pk("carol"), users.PROFILE_SK))["password"]
         assert stored.startswith("scrypt$")
-        assert users.check_password_sync(PASSWORD, stored)
+        assert passwords.check_password_sync(PASSWORD, stored)
         assert await users.verify_password(db, "carol", PASSWORD) is not None
     finally:
         await db.close()
