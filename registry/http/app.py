@@ -151,6 +151,11 @@ async def health(request: web.Request) -> web.Response:
     )
 
 
+async def plain_server_header(request: web.Request, response: web.StreamResponse) -> None:
+    """`Server: tarhold`: no Python or aiohttp version for a scanner to match."""
+    response.headers["Server"] = "tarhold"
+
+
 def create_app(config: Config) -> web.Application:
     """The whole registry for one config; storage opens on startup, closes on cleanup."""
     app = web.Application(
@@ -158,6 +163,7 @@ def create_app(config: Config) -> web.Application:
         client_max_size=config.max_body_size,
     )
     app[CONFIG] = config
+    app.on_response_prepare.append(plain_server_header)
     store, database = build_backends(
         config.store.backend,
         path=config.store.path,

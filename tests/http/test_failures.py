@@ -77,3 +77,11 @@ async def test_a_bug_is_a_500_with_a_request_id_and_no_traceback(
     assert "Traceback" not in await response.text()
     assert "ZeroDivisionError" in caplog.text
     assert (await client.get("/-/ping")).status == 200
+
+
+async def test_no_response_names_the_server_software_versions(client: TestClient) -> None:
+    for path in ("/-/ping", "/health", "/no-such-package", "/-/metrics", "/"):
+        response = await client.get(path)
+        assert response.headers["Server"] == "tarhold", path
+        body = await response.text()
+        assert "aiohttp/" not in body and "Python/" not in body, path
