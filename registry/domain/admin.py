@@ -19,12 +19,13 @@ from typing import Any
 
 from registry.domain.access import Identity
 from registry.domain.cidrs import parse_cidrs
-from registry.domain.clock import iso
+from registry.domain.clock import iso, now_iso
 from registry.domain.errors import BadRequest, ConflictError, NotFoundError
 from registry.domain.grants import format_grants, parse_expires, parse_grants
 from registry.domain.token_limits import within_parent
 from registry.domain.users import (
     PROFILE_SK,
+    RETIRED_PK,
     USERS_PK,
     check_email,
     check_new_password,
@@ -107,6 +108,10 @@ async def add_user(
         profile = await create_user(db, name, password, email, admin=admin)
     except Conflict:
         raise ConflictError(f"user {name} already exists") from None
+    try:  # an admin giving a removed user's name out again frees it
+        await db.delete(RETIRED_PK, name)
+    except NotFound:
+        pass
     return user_view(profile)
 
 
@@ -164,6 +169,9 @@ async def remove_user(db: RegistryDatabase, name: str) -> list[dict[str, Any]]:
         gone = await revoke_token(db, name, str(record["key"]))
         if gone is not None:
             revoked.append(gone)
+    # Reserved first: the name may still be a maintainer of packages, and must
+    # not be free for a moment in which someone else could register it.
+    await db.put(RETIRED_PK, name, {"name": name, "removed": now_iso()})
     for pk, sk in ((user_pk(name), PROFILE_SK), (USERS_PK, name)):
         try:
             await db.delete(pk, sk)

@@ -23,6 +23,7 @@ from registry.domain.names import tarball_filename, validate_package_name
 from registry.domain.packages import Packages, is_mirrored
 from registry.domain.packument import AttachmentInfo, apply_publish
 from registry.domain.tarball import Limits, inspect_in_pool
+from uplinks.documents import is_tombstone
 
 LOG = logging.getLogger(__name__)
 
@@ -38,9 +39,20 @@ def maintainer_names(doc: dict[str, Any] | None) -> list[str]:
 
 
 def check_maintainer(doc: dict[str, Any] | None, user: str) -> None:
-    """Only maintainers may change a package that has versions."""
-    if doc and doc.get("versions") and user not in maintainer_names(doc):
+    """Only maintainers may change a package that has versions, or publish a fully unpublished one.
+
+    A fully unpublished name stays its last maintainers' (a stricter rule than
+    the public registry's, which frees it after 24 hours): builds may still
+    name it, and nobody else should be able to fill it.
+    """
+    if not doc or user in maintainer_names(doc):
+        return
+    if doc.get("versions"):
         raise Forbidden(f"you are not a maintainer of {doc.get('name')}; ask one to run npm owner add {user}")
+    if is_tombstone(doc):
+        raise Forbidden(
+            f"{doc.get('name')} was unpublished; only its last maintainers may publish it again"
+        )
 
 
 def decode_attachment(data: Any, spool: IO[bytes]) -> AttachmentInfo:

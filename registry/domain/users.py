@@ -23,7 +23,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from registry.domain.clock import now_iso
-from registry.domain.errors import BadRequest, Unauthorized
+from registry.domain.errors import BadRequest, Forbidden, Unauthorized
 from registry.domain.htpasswd import is_foreign
 from registry.domain.passwords import (
     check_password,
@@ -38,6 +38,9 @@ LOG = logging.getLogger(__name__)
 USER_NAME = re.compile(r"[a-z0-9_-][a-z0-9._-]{0,63}")
 PROFILE_SK = "PROFILE"
 USERS_PK = "USERS"
+# Names of removed users: packuments may still list them as maintainers, so
+# nobody may register them again through npm adduser (an admin may).
+RETIRED_PK = "RETIRED"
 TOKENHASH_PK = "TOKENHASH"
 
 TOKEN_BYTES = 32
@@ -322,6 +325,9 @@ async def sign_in(
         raise Unauthorized(BAD_LOGIN)
     user = await get_user(db, name)
     if user is None and create and not await registration_closed(db, max_users):
+        if await is_retired(db, name):
+            raise Forbidden(f"the name {name} belonged to a removed user and cannot be registered again;"
+                            " ask an admin")
         check_new_password(password)
         check_email(email)
         try:
@@ -336,6 +342,15 @@ async def sign_in(
         closed = create and await registration_closed(db, max_users)
         raise Unauthorized(BAD_LOGIN + (CLOSED_HINT if closed else ""))
     return verified
+
+
+async def is_retired(db: RegistryDatabase, name: str) -> bool:
+    """Whether `name` belonged to a user an admin removed (see RETIRED_PK)."""
+    try:
+        await db.get(RETIRED_PK, name)
+    except NotFound:
+        return False
+    return True
 
 
 async def registration_closed(db: RegistryDatabase, max_users: int | None) -> bool:
