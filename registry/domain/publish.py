@@ -19,8 +19,10 @@ from typing import IO, Any
 
 from registry.domain.clock import now_iso
 from registry.domain.errors import BadRequest, Forbidden, Unprocessable
+from registry.domain.manifest_fields import check_manifest_fields
 from registry.domain.names import tarball_filename, validate_package_name
 from registry.domain.packages import Packages, is_mirrored
+from registry.domain.packed_manifest import from_tarball
 from registry.domain.packument import AttachmentInfo, apply_publish
 from registry.domain.tarball import Limits, inspect_in_pool
 from uplinks.documents import is_tombstone
@@ -144,6 +146,10 @@ async def publish(
                 f"the tarball's package.json says {manifest.get('name')}@{manifest.get('version')},"
                 f" not {name}@{version}"
             )
+        sent = versions[version]
+        if isinstance(sent, dict):  # (apply_publish refuses anything else)
+            check_manifest_fields(sent)  # what was sent must be well-formed too
+            versions[version] = from_tarball(sent, manifest)
         info = AttachmentInfo(
             filename=filename,
             length=info.length,
