@@ -6,6 +6,7 @@ from typing import Any
 
 import orjson
 from aiohttp import web
+from multidict import MultiDictProxy
 
 from registry.domain.errors import BadRequest, PayloadTooLarge
 from registry.http.appkeys import CONFIG
@@ -77,3 +78,13 @@ async def read_object(
                 f"unknown field {unknown[0]!r}; this endpoint takes {', '.join(sorted(allowed))}"
             )
     return body
+
+
+async def read_form(request: web.Request) -> MultiDictProxy[str | bytes | web.FileField]:
+    """An HTML form post; 400 when the body is not a form its Content-Type says it is."""
+    try:
+        return await request.post()
+    except web.HTTPRequestEntityTooLarge:
+        raise _too_large(request.app[CONFIG].max_body_size) from None
+    except (ValueError, UnicodeDecodeError, AssertionError) as exc:
+        raise BadRequest(f"request body is not a valid form: {exc}") from None

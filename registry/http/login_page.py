@@ -34,7 +34,7 @@ from registry.domain.errors import RegistryError
 from registry.domain.users import create_token, sign_in, valid_user_name
 from registry.http.appkeys import CONFIG, DATABASE
 from registry.http.auth import caches
-from registry.http.bodies import read_object
+from registry.http.bodies import read_form, read_object
 from registry.http.clients import client_address
 from registry.http.sign_in import guarded
 from registry.http.urls import base_url
@@ -193,7 +193,7 @@ async def submit_form(request: web.Request) -> web.Response:
     if session["state"] != "pending":
         return message_page("Signed in", "You are signed in. You can close this page.")
     create = bool(session.get("create"))
-    form = await request.post()
+    form = await read_form(request)
     username = str(form.get("username", "")).strip()
     password = str(form.get("password", ""))
     email = str(form.get("email", "")).strip() or None

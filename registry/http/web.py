@@ -45,6 +45,7 @@ from registry.domain.users import (
 from registry.http.access import may_see
 from registry.http.appkeys import CONFIG, DATABASE, MIRROR
 from registry.http.auth import SESSION_COOKIE, caches, identity_of
+from registry.http.bodies import read_form
 from registry.http.sign_in import checked_password
 from registry.http.urls import base_url, is_readable_name
 from registry.http.web_pages import (
@@ -202,7 +203,7 @@ async def login_submit(request: web.Request) -> web.Response:
     prefix = prefix_of(request)
     if not same_origin(request):
         return html_page(request, "Sign in", login_body(prefix, error="Sign in from this site's own form."), status=403)
-    form = await request.post()
+    form = await read_form(request)
     username = str(form.get("username", "")).strip()
     password = str(form.get("password", ""))
     next_path = safe_next(str(form.get("next", "")), prefix)
