@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +13,7 @@ from registry.config import parse_config
 from registry.http.app import SERVER_KWARGS, create_app
 from tests.conftest import unique
 from tests.support.aws_servers import AwsEndpoint, provision_aws
+from tests.support.threaded_server import Server, serving, signed_up
 
 from .users import add_user
 
@@ -64,3 +65,16 @@ async def client(make_client: MakeClient) -> TestClient:
 async def alice(client: TestClient) -> str:
     """A registered user's token on the test's client."""
     return await add_user(client, "alice")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """The app on a real port in a thread of its own, for a module's synchronous property tests."""
+    with serving(tmp_path_factory.mktemp("threaded") / "storage") as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def token(server: Server) -> str:
+    """A registered user's token on `server`."""
+    return signed_up(server, "alice")

@@ -9,7 +9,6 @@ body, and after a refusal nothing was stored. The server answers throughout.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote
 
@@ -20,7 +19,7 @@ from hypothesis import strategies as st
 from tests.support.threaded_server import Server
 
 from .packages import publish_body
-from .users import PASSWORD, adduser_body
+from .users import PASSWORD
 
 EXAMPLES = settings(
     max_examples=60, deadline=None, derandomize=True,
@@ -39,23 +38,6 @@ def deep(levels: int) -> bytes:
     """A body whose `versions` nests `levels` objects-in-arrays deep, as raw JSON."""
     nested = '{"a":[' * levels + '"bottom"' + "]}" * levels
     return ('{"password": "%s", "versions": %s}' % (PASSWORD, nested)).encode()
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    running = Server(tmp_path_factory.mktemp("hostile") / "storage")
-    running.start()
-    try:
-        yield running
-    finally:
-        running.stop()
-
-
-@pytest.fixture(scope="module")
-def token(server: Server) -> str:
-    status, text = server.request("PUT", "/-/user/org.couchdb.user:alice", adduser_body("alice"))
-    assert status == 201, text
-    return str(json.loads(text)["token"])
 
 
 def check(answer: tuple[int, str]) -> int:

@@ -8,36 +8,13 @@ than 500, and keep answering.
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterator
-
-import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
 
 from registry.http.openapi import build_document
 from tests.support.threaded_server import Server
 
-from .users import adduser_body
-
 schema = schemathesis.openapi.from_dict(build_document())
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    running = Server(tmp_path_factory.mktemp("openapi-fuzz") / "storage")
-    running.start()
-    try:
-        yield running
-    finally:
-        running.stop()
-
-
-@pytest.fixture(scope="module")
-def token(server: Server) -> str:
-    status, text = server.request("PUT", "/-/user/org.couchdb.user:fuzzer", adduser_body("fuzzer"))
-    assert status == 201, text
-    return str(json.loads(text)["token"])
 
 
 @schema.parametrize()

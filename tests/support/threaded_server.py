@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import http.client
 import json
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -67,3 +69,23 @@ class Server:
             return response.status, response.read().decode("utf-8", "replace")
         finally:
             connection.close()
+
+
+@contextlib.contextmanager
+def serving(storage: Path, **config: Any) -> Iterator[Server]:
+    """A started Server on `storage`, stopped at the end."""
+    running = Server(storage, **config)
+    running.start()
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+def signed_up(server: Server, name: str) -> str:
+    """Register `name` (npm adduser) on `server`; its token."""
+    status, text = server.request(
+        "PUT", f"/-/user/org.couchdb.user:{name}", {"name": name, "password": "correct horse battery"}
+    )
+    assert status == 201, text
+    return str(json.loads(text)["token"])
