@@ -13,9 +13,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from registry.config import parse_config
 from registry.http.app import SERVER_KWARGS, create_app
-from tests.support.fake_upstream import FakeUpstream
 from tests.http.packages import publish_body
 from tests.http.users import add_user, bearer
+from tests.support.fake_upstream import FakeUpstream
 
 DASHBOARD = Path(__file__).resolve().parents[2] / "deploy" / "grafana" / "tarhold.json"
 
