@@ -8,10 +8,16 @@ the uplinks never import the registry.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+import orjson
+
 from storage.base import PackageStore
+from storage.heap import TRIM_AFTER_BYTES, trimmed
+
+from .base import UplinkError
 
 MIRROR_MARK = "_tarhold"  # uplinks.mirror marks mirrored documents with it
 
@@ -61,3 +67,28 @@ class MirroredPackages(Protocol):
 
     async def changed(self, name: str, current: Current, old: dict[str, Any] | None) -> None:
         """`current` was just written for `name`: drop what was derived from the old document."""
+
+
+# Parsed and serialized off the event loop from this size (or version count) up.
+LARGE_DOCUMENT = 256 * 1024
+
+
+async def loads_document(data: bytes) -> Any:
+    """Parse an uplink's packument, off the event loop when it is large; UplinkError when not JSON."""
+    try:
+        if len(data) >= TRIM_AFTER_BYTES:
+            return await asyncio.to_thread(trimmed, orjson.loads, data)
+        if len(data) > LARGE_DOCUMENT:
+            return await asyncio.to_thread(orjson.loads, data)
+        return orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise UplinkError(f"not JSON: {exc}") from None
+
+
+async def dumps_document(doc: dict[str, Any]) -> bytes:
+    """Serialize a packument to store, off the event loop when it has many versions."""
+    if len(doc.get("versions", {})) > 2000:
+        return await asyncio.to_thread(trimmed, orjson.dumps, doc)
+    if len(doc.get("versions", {})) > 200:
+        return await asyncio.to_thread(orjson.dumps, doc)
+    return orjson.dumps(doc)

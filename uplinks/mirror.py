@@ -25,11 +25,9 @@ from importlib.metadata import entry_points
 from typing import Any
 
 import aiohttp
-import orjson
 from cachetools import LRUCache, TTLCache
 
 from storage.base import ConfigError, Conflict, StorageError
-from storage.heap import TRIM_AFTER_BYTES, trimmed
 from uplinks.config import UplinkConfig
 
 from .base import PackageNotFound, Uplink, UplinkError
@@ -39,8 +37,10 @@ from .documents import (
     Current,
     MirroredPackages,
     dist_for,
+    dumps_document,
     is_mirrored,
     is_tombstone,
+    loads_document,
 )
 from .errors import UplinkBadGateway, UplinkUnavailable
 from .events import (
@@ -61,7 +61,6 @@ from .tee import Download, Expected, IntegrityError
 LOG = logging.getLogger(__name__)
 
 MARK = MIRROR_MARK
-LARGE_DOCUMENT = 256 * 1024
 FRESHNESS_ENTRIES = 100_000
 
 
@@ -113,7 +112,11 @@ class Mirror:
         self.via_id = via_id
         self.uplinks: dict[str, Uplink] = {}
         self.breakers = {
-            name: CircuitBreaker(c.max_fails, c.fail_timeout, on_change=partial(events.circuit_changed, name))
+            name: CircuitBreaker(
+                c.max_fails, c.fail_timeout, on_change=partial(events.circuit_changed, name),
+                # A fetch outstanding half its timeout makes the uplink suspect.
+                stall_after=c.timeout / 2,
+            )
             for name, c in self.configs.items()
         }
         self.stats = UplinkStats(events=events)
@@ -226,27 +229,31 @@ class Mirror:
         not_found = 0
         for uplink_name in proxies:
             breaker = self.breakers[uplink_name]
-            if not breaker.allow():
+            attempt = breaker.begin()
+            if attempt is None:
                 problems.append(f"{uplink_name}: circuit open")
                 continue
             uplink = self.uplinks[uplink_name]
             mark = stored.doc[MARK] if stored is not None and stored.doc[MARK].get("uplink") == uplink_name else {}
+            outcome: bool | None = None
             try:
                 fetched = await uplink.fetch_packument(
                     name, etag=mark.get("etag"), last_modified=mark.get("last_modified"),
                     via=self.via(via),
                 )
+                outcome = True
             except PackageNotFound:
-                breaker.success()
+                outcome = True
                 not_found += 1
                 continue
             except UplinkError as exc:
-                breaker.failure()
+                outcome = False
                 self.stats.add(uplink_name, FETCH_ERROR)
                 problems.append(f"{uplink_name}: {exc}")
                 LOG.warning("uplink %s failed for %s: %s", uplink_name, name, exc)
                 continue
-            breaker.success()
+            finally:
+                breaker.end(attempt, outcome)
             if fetched.data is None and stored is not None:
                 self.stats.add(uplink_name, REVALIDATED)
                 self._remember(name, stored)
@@ -278,13 +285,13 @@ class Mirror:
         stored: Current | None,
     ) -> Current:
         """Parse once (off the loop when large), mark, store, and return the document."""
-        doc = await _loads(data)
+        doc = await loads_document(data)
         if not isinstance(doc, dict) or doc.get("name") != name or not isinstance(doc.get("versions"), dict):
             raise UplinkError(f"{uplink} sent a document that is not the packument of {name}")
         doc[MARK] = {
             "uplink": uplink, "etag": etag, "last_modified": last_modified, "fetched": time.time(),
         }
-        body = await _dumps(doc)
+        body = await dumps_document(doc)
         try:
             if stored is None:
                 token = await self.packages.store.write_packument(name, body, if_absent=True)
@@ -326,7 +333,9 @@ class Mirror:
         # up: then storage has the file and nothing needs fetching.
         if (name, filename) in self._stored_recently:
             raise AlreadyStored(filename)
-        if not self.breakers[uplink_name].allow():
+        breaker = self.breakers[uplink_name]
+        attempt = breaker.begin()
+        if attempt is None:
             raise UplinkUnavailable(f"uplink {uplink_name} is failing; try again later")
         download = Download(name, filename)
         self._downloads[(name, filename)] = download
@@ -341,15 +350,19 @@ class Mirror:
             self._download_tasks.discard(task)
             self._downloads.pop((name, filename), None)
             if task.cancelled():
+                breaker.end(attempt, None)
                 return
             error = task.exception()
+            # Only the uplink's own failures count; a refused answer or a
+            # storage failure says nothing about whether the uplink is up.
+            breaker.end(attempt, True if error is None or isinstance(error, IntegrityError)
+                        else False if isinstance(error, UplinkError) else None)
             if error is None:
                 if store is not None:
                     # In the same callback that drops the download (no await
                     # between), so a request that missed storage finds one
                     # or the other.
                     self._stored_recently[(name, filename)] = True
-                self.breakers[uplink_name].success()
                 self.stats.add(uplink_name, TARBALL_FETCH)
                 self.stats.add(uplink_name, RECEIVED_BYTES, task.result())
             elif isinstance(error, IntegrityError):
@@ -358,8 +371,6 @@ class Mirror:
                 # job (uplink_errors_total{kind="integrity"} is what to alert on).
                 LOG.warning("refused to mirror %s/%s: %s", name, filename, error)
             else:
-                if isinstance(error, UplinkError):
-                    self.breakers[uplink_name].failure()
                 self.stats.add(uplink_name, FETCH_ERROR)
                 LOG.warning("mirroring %s/%s failed: %s", name, filename, error)
 
@@ -369,22 +380,3 @@ class Mirror:
 
 class AlreadyStored(Exception):
     """The tarball arrived in storage while a request was about to fetch it."""
-
-
-async def _loads(data: bytes) -> Any:
-    try:
-        if len(data) >= TRIM_AFTER_BYTES:
-            return await asyncio.to_thread(trimmed, orjson.loads, data)
-        if len(data) > LARGE_DOCUMENT:
-            return await asyncio.to_thread(orjson.loads, data)
-        return orjson.loads(data)
-    except orjson.JSONDecodeError as exc:
-        raise UplinkError(f"not JSON: {exc}") from None
-
-
-async def _dumps(doc: dict[str, Any]) -> bytes:
-    if len(doc.get("versions", {})) > 2000:
-        return await asyncio.to_thread(trimmed, orjson.dumps, doc)
-    if len(doc.get("versions", {})) > 200:
-        return await asyncio.to_thread(orjson.dumps, doc)
-    return orjson.dumps(doc)

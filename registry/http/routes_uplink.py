@@ -28,7 +28,7 @@ def public_uplink(request: web.Request) -> Uplink | None:
     rule = rule_for(request.app[CONFIG].packages, PUBLIC_PROBE)
     mirror = request.app[MIRROR]
     for name in rule.proxy if rule else ():
-        if name in mirror.uplinks and mirror.breakers[name].allow():
+        if name in mirror.uplinks and mirror.breakers[name].available():
             return mirror.uplinks[name]
     return None
 
