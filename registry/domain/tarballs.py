@@ -14,10 +14,11 @@ import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from registry.domain.errors import BadGateway, BadRequest, NotFoundError
-from registry.domain.names import is_safe_filename
-from registry.domain.packages import Packages
+from registry.domain.names import is_safe_filename, parse_tarball_filename
+from registry.domain.packages import Packages, is_mirrored
 from storage.base import NotFound, TarballReader
 from uplinks.base import PackageNotFound, UplinkError
 from uplinks.mirror import AlreadyStored, Mirror
@@ -75,7 +76,10 @@ async def find_tarball(
     """The answer for `GET /{name}/-/{filename}`; NotFoundError when nobody has it."""
     if not is_safe_filename(filename):
         raise BadRequest(f"invalid tarball file name {filename!r}")
-    answer = await stored_tarball(packages, name, filename)
+    listed = await tarball_listed(packages, name, filename)
+    if listed is False:  # a local package whose packument does not have this version
+        raise NotFoundError(f"tarball {filename} of {name} not found")
+    answer = await stored_tarball(packages, name, filename) if listed else None
     if answer is not None:
         return answer
     if proxies:
@@ -87,6 +91,33 @@ async def find_tarball(
             if answer is not None:
                 return answer
     raise NotFoundError(f"tarball {filename} of {name} not found")
+
+
+async def tarball_listed(packages: Packages, name: str, filename: str) -> bool | None:
+    """Whether the stored packument lists the version `filename` is the tarball of.
+
+    True: serve it. False: a local package without that version; its stored
+    file (if any) is an orphan of a publish that never finished, or of an
+    unpublish, and is never served. None: there is no stored packument,
+    so a stored file is an orphan too; only the uplinks may answer.
+    Mirrored packages are the uplinks' to decide: True.
+    """
+    current = await packages.read(name, cached=True)
+    if current is not None and is_mirrored(current.doc):
+        return True
+    if current is not None and _lists(current.doc, name, filename):
+        return True
+    # The cache may be older than a publish on another instance: ask storage.
+    current = await packages.read(name)
+    if current is None:
+        return None
+    return is_mirrored(current.doc) or _lists(current.doc, name, filename)
+
+
+def _lists(doc: dict[str, Any], name: str, filename: str) -> bool:
+    version = parse_tarball_filename(name, filename)
+    versions = doc.get("versions")
+    return version is not None and isinstance(versions, dict) and version in versions
 
 
 async def stored_tarball(packages: Packages, name: str, filename: str) -> TarballAnswer | None:
