@@ -22,17 +22,17 @@ from .base import Conflict, NotFound, RegistryDatabase, StorageError
 
 T = TypeVar("T")
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS items (
+SCHEMA = (
+    """CREATE TABLE IF NOT EXISTS items (
     pk TEXT NOT NULL,
     sk TEXT NOT NULL,
     ver INTEGER NOT NULL,
     data BLOB NOT NULL,
     expires INTEGER,
     PRIMARY KEY (pk, sk)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS items_expiring ON items (expires) WHERE expires IS NOT NULL;
-"""
+) WITHOUT ROWID""",
+    "CREATE INDEX IF NOT EXISTS items_expiring ON items (expires) WHERE expires IS NOT NULL",
+)
 # DynamoDB deletes expired items by its TTL; here a write deletes them, at
 # most once per SWEEP_EVERY seconds, so the file cannot grow with items
 # (login sessions, throttling state) that nobody reads any more.
@@ -67,7 +67,17 @@ class SqliteRegistryDatabase(RegistryDatabase):
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("PRAGMA busy_timeout=30000")
-        conn.executescript(SCHEMA)
+        # One write transaction taken up front: processes opening a new file at
+        # once wait for each other (busy timeout) instead of one of them
+        # failing to upgrade a read snapshot to a write ("database is locked").
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in SCHEMA:
+                conn.execute(statement)
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
         self._conn = conn
 
     async def sweep(self) -> int:
