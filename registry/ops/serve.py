@@ -8,6 +8,7 @@ from typing import Any
 
 from aiohttp import web
 
+from registry.http.app import SERVER_KWARGS, create_app
 from registry.http.logs import configure_logging
 from registry.http.serving import run
 from registry.ops.settings import config_from_args, public_base
@@ -29,10 +30,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(f"   or per command: npm install --registry {url}", flush=True)
 
     def serve(index: int) -> int:
-        # Imported here, not at the top: registry.http.app imports prometheus_client,
-        # which must see PROMETHEUS_MULTIPROC_DIR (set by run_workers) first.
-        from registry.http.app import SERVER_KWARGS, create_app
-
         # No log format prints the caller, thread or process: skip collecting
         # them for every record (the logging docs' "Optimization" switches);
         # the access log writes one record per request.

@@ -9,10 +9,11 @@ The parent does nothing but wait: it forwards SIGTERM/SIGINT to the workers,
 waits for them, and if a worker dies on its own it stops the others and
 exits non-zero (a supervisor then restarts the whole group).
 
-prometheus_client picks its multi-process mode when it is imported, from
-PROMETHEUS_MULTIPROC_DIR: the parent sets that variable to a fresh directory
-before forking (and removes the directory when it exits), so nothing that
-imports prometheus_client may be imported before `run_workers` runs.
+Metrics run in prometheus_client's multi-process mode: the parent sets
+PROMETHEUS_MULTIPROC_DIR to a fresh directory before forking (and removes it
+when it exits). The metrics are built on first use in each worker
+(`registry.http.metrics.metrics`), which picks the mode again then, so the
+app may be imported before `run_workers` runs.
 """
 
 from __future__ import annotations

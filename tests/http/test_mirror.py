@@ -15,6 +15,7 @@ from aiohttp.test_utils import TestClient
 from registry.http.appkeys import MIRROR, STORE
 from storage.base import NotFound
 from tests.support.fake_upstream import FakeUpstream
+from tests.support.fake_upstream_docs import MAINTAINER
 
 from .conftest import MakeClient
 from .packages import publish, publish_body
@@ -350,8 +351,6 @@ async def test_search_lists_local_results_first_then_the_uplinks(
 async def test_a_mirrored_package_cannot_be_changed_here_even_by_a_namesake_maintainer(
     client: TestClient, upstream: FakeUpstream
 ) -> None:
-    from tests.support.fake_upstream_docs import MAINTAINER
-
     token = await add_user(client, MAINTAINER["name"])
     doc = await (await client.get("/lodash?write=true", headers={"Authorization": f"Bearer {token}"})).json()
     auth = {"Authorization": f"Bearer {token}"}

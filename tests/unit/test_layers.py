@@ -20,13 +20,8 @@ ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("registry", "uplinks", "storage")
 MAX_LINES = 400
 
-# Imports of our own modules that must stay inside a function, and why.
-LATE_IMPORTS_ALLOWED = {
-    # prometheus_client picks its multiprocess mode when first imported, so
-    # the app (which imports it) is imported only after run_workers has set
-    # PROMETHEUS_MULTIPROC_DIR in the worker.
-    ("registry/ops/serve.py", "registry.http.app"),
-}
+# Imports of our own modules that must stay inside a function, and why: none.
+LATE_IMPORTS_ALLOWED: set[tuple[str, str]] = set()
 
 
 def test_import_linter_contracts_are_kept() -> None:
