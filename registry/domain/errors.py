@@ -75,13 +75,3 @@ class PublishError(RegistryError):
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
         self.status = status
-
-
-def error_for_status(status: int, message: str) -> RegistryError:
-    """The RegistryError subclass for an HTTP status (pure validators raise by status)."""
-    for cls in RegistryError.__subclasses__():
-        if cls.status == status:
-            return cls(message)
-    error = RegistryError(message)
-    error.status = status
-    return error

@@ -20,8 +20,9 @@ from dataclasses import dataclass
 
 from cachetools import TTLCache
 
+from registry.domain.clock import now_iso
 from registry.domain.errors import TooManyRequests
-from registry.domain.users import now_iso, touch_token
+from registry.domain.users import touch_token
 from storage.base import RegistryDatabase
 
 LOG = logging.getLogger(__name__)

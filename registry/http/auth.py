@@ -30,7 +30,7 @@ import hmac
 import re
 import secrets
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,7 +42,6 @@ from registry.domain.access import (
     Identity,
     grant_allows,
     grant_refusal,
-    may_read_principals,
 )
 from registry.domain.access import (
     is_allowed as is_allowed,  # re-exported: callers and tests import it from here
@@ -287,8 +286,3 @@ def require_grant(
     """
     if not grant_allows(identity, kind, target, write=write, anonymous_ok=anonymous_ok):
         raise Forbidden(grant_refusal(identity, kind, target, write=write))
-
-
-def may_read_package(identity: Identity | None, name: str, access: Sequence[str]) -> bool:
-    """The rules' `access` and the token's grants both let `identity` read package `name`."""
-    return may_read_principals(identity, name, access)

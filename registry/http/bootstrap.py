@@ -34,6 +34,7 @@ from typing import Any
 from aiohttp import web
 
 from registry.domain.admin import admin_names
+from registry.domain.clock import now_iso
 from registry.domain.users import (
     MAX_PASSWORD,
     MIN_PASSWORD,
@@ -42,7 +43,6 @@ from registry.domain.users import (
     USERS_PK,
     create_user,
     get_user,
-    now_iso,
     token_hash,
     token_pk,
     valid_user_name,

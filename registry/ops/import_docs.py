@@ -11,7 +11,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from registry.domain.packages import MIRROR_MARK, is_mirrored, now_iso
+from registry.domain.clock import now_iso
+from registry.domain.packages import MIRROR_MARK, is_mirrored
 from registry.domain.packument import TIME_META, preferred_latest, tarball_file_of
 from registry.domain.packument_views import rewrite_tarball_urls
 

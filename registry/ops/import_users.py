@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from registry.domain.clock import now_iso
 from registry.domain.htpasswd import FOREIGN_PREFIX, HtpasswdEntry, scheme_of
-from registry.domain.packages import now_iso
 from registry.domain.users import (
     PROFILE_SK,
     USERS_PK,

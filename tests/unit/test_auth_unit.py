@@ -8,7 +8,11 @@ import pytest
 
 from registry.domain.cidrs import ip_allowed, parse_cidrs
 from registry.domain.errors import Unauthorized
-from registry.domain.passwords import check_password_sync, hash_password_sync, is_outdated
+from registry.domain.passwords import (
+    check_password_sync,
+    hash_password_sync,
+    is_outdated,
+)
 from registry.domain.users import token_hash, valid_user_name
 from registry.http.auth import Identity, is_allowed, log_path, parse_basic
 

@@ -9,6 +9,7 @@ from aiohttp import web
 from aiohttp.test_utils import make_mocked_request
 
 from registry.config import parse_config
+from registry.domain.access import may_read_principals
 from registry.domain.errors import Forbidden, TooManyRequests
 from registry.domain.grants import (
     Grant,
@@ -26,7 +27,6 @@ from registry.http.appkeys import CONFIG
 from registry.http.auth import (
     Identity,
     grant_allows,
-    may_read_package,
     require_grant,
 )
 from registry.http.clients import client_address
@@ -169,10 +169,10 @@ def test_refusals_say_what_the_token_lacks() -> None:
 
 def test_a_grant_never_takes_away_what_anonymous_requests_get() -> None:
     token = identity("pkg:read=@acme/*")
-    assert may_read_package(token, "left-pad", ("$all",))
-    assert not may_read_package(token, "@other/y", ("$authenticated",))
-    assert may_read_package(token, "@acme/x", ("$authenticated",))
-    assert not may_read_package(token, "@acme/x", ("bob",))  # grants never exceed the user
+    assert may_read_principals(token, "left-pad", ("$all",))
+    assert not may_read_principals(token, "@other/y", ("$authenticated",))
+    assert may_read_principals(token, "@acme/x", ("$authenticated",))
+    assert not may_read_principals(token, "@acme/x", ("bob",))  # grants never exceed the user
     assert not grant_allows(token, "pkg", "left-pad", write=True, anonymous_ok=True)
 
 
