@@ -1,7 +1,8 @@
 """Local packages: reading, rendering and every change to a packument.
 
 Every change goes through `update_packument(name, fn)`: read, apply a pure
-function, write with the token read, and on `Conflict` read and apply again.
+function, write with the token read, and on `Conflict` read and apply again;
+concurrent changes to one name share one such write (change_queue).
 Handlers stay thin; this module is testable without HTTP.
 """
 
@@ -11,7 +12,6 @@ import asyncio
 import gzip
 import hashlib
 import logging
-import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,21 +21,17 @@ import orjson
 from cachetools import LRUCache, TTLCache
 
 from registry.domain.caches import CacheConfig, TarballCache, put_bounded, weight_of
-from registry.domain.clock import now_iso
-from registry.domain.errors import (
-    ConflictError,
-    ServiceUnavailable,
-)
+from registry.domain.change_queue import ChangeQueue
+from registry.domain.leases import Lease
 from registry.domain.packument import tarball_file_of
 from registry.domain.packument_views import abbreviate, rewrite_tarball_urls
 from registry.domain.summaries import summary_of
-from storage.base import Conflict, NotFound, PackageStore, RegistryDatabase
+from storage.base import NotFound, PackageStore, RegistryDatabase
 from storage.heap import TRIM_AFTER_BYTES, trimmed
 from uplinks.documents import MIRROR_MARK, Current, is_mirrored, is_tombstone
 
 LOG = logging.getLogger(__name__)
 
-MAX_ATTEMPTS = 12
 # Both caches are weighted by bytes: the rendered variants by their own size,
 # parsed documents by an estimate of their Python objects.
 RENDER_CACHE_BYTES = 48 * 1024 * 1024
@@ -95,7 +91,7 @@ class Packages:
         self.store = store
         self.db = db
         self.ttl = cache.packument_ttl
-        self.conflicts = 0  # lost conditional writes that were retried
+        self.writes = ChangeQueue(self.read, self._write, self.changed)
         self.tarballs = TarballCache(cache.tarball_memory, cache.tarball_max_size, cache.packument_ttl)
         self._known: LRUCache[str, Known] = LRUCache(
             DOCUMENT_CACHE_BYTES, getsizeof=lambda k: max(k.current.size * PARSED_OVERHEAD, 1)
@@ -232,31 +228,28 @@ class Packages:
         name: str,
         fn: Callable[[dict[str, Any] | None], dict[str, Any]],
     ) -> tuple[dict[str, Any], dict[str, Any] | None]:
-        """Read → fn → conditional write, retried on Conflict; returns (new, old).
+        """Read → fn → conditional write; returns (stored, the document fn changed).
 
         `fn` receives the current document (None when there is none) and
         returns the new one; it raises to refuse the change. It may run more
-        than once, so it must be pure.
+        than once (a lost write is applied again to a fresh read), so it must
+        be pure. Concurrent changes to one name share a write (ChangeQueue):
+        the stored document may carry other changes besides this one.
         """
-        for attempt in range(MAX_ATTEMPTS):
-            current = await self.read(name)
-            old = current.doc if current else None
-            new = fn(old)
-            data = orjson.dumps(new)
-            try:
-                if current is None:
-                    token = await self.store.write_packument(name, data, if_absent=True)
-                else:
-                    token = await self.store.write_packument(name, data, if_match=current.token)
-            except Conflict:
-                # Someone else wrote first: back off a little, re-read, re-apply.
-                self.conflicts += 1
-                LOG.debug("conflict writing %s (attempt %d); re-reading", name, attempt + 1)
-                await asyncio.sleep(random.uniform(0, 0.02 * (attempt + 1)))
-                continue
-            await self.changed(name, Current(new, token, len(data)), old)
-            return new, old
-        raise ServiceUnavailable(f"too many concurrent changes to {name}; try again")
+        return await self.writes.submit(name, fn)
+
+    @property
+    def conflicts(self) -> int:
+        """Lost conditional writes that were retried."""
+        return self.writes.conflicts
+
+    async def _write(self, name: str, doc: dict[str, Any], current: Current | None) -> Current:
+        data = orjson.dumps(doc)
+        if current is None:
+            token = await self.store.write_packument(name, data, if_absent=True)
+        else:
+            token = await self.store.write_packument(name, data, if_match=current.token)
+        return Current(doc, token, len(data))
 
     async def changed(self, name: str, current: Current, old: dict[str, Any] | None) -> None:
         """This process wrote `current`: serve it at once, pre-rendered, and
@@ -284,23 +277,9 @@ class Packages:
         entry = summary_of(doc)  # typed and bounded: every search reads it
         await self.db.put("PACKAGE", name, entry)
 
-    async def reserve_version(self, name: str, version: str) -> None:
-        """Only one request at a time may publish a given version (any instance)."""
-        try:
-            await self.db.put(
-                f"PUBLISH#{name}", version, {"started": now_iso()},
-                if_absent=True, expires=int(time.time()) + 600,
-            )
-        except Conflict:
-            raise ConflictError(
-                f"{name}@{version} is being published by another request"
-            ) from None
-
-    async def release_version(self, name: str, version: str) -> None:
-        try:
-            await self.db.delete(f"PUBLISH#{name}", version)
-        except NotFound:
-            pass
+    def publishing(self, name: str, version: str) -> Lease:
+        """`async with`: only one request at a time may publish a given version (any instance)."""
+        return Lease(self.db, f"PUBLISH#{name}", version, f"{name}@{version}")
 
 
 def render_bytes(doc: dict[str, Any], token: str, base: str, variant: str) -> Rendered:

@@ -25,6 +25,7 @@ from registry.domain.packages import Packages, is_mirrored
 from registry.domain.packed_manifest import from_tarball
 from registry.domain.packument import AttachmentInfo, apply_publish
 from registry.domain.tarball import Limits, inspect_in_pool
+from storage.base import NotFound
 from uplinks.documents import is_tombstone
 
 LOG = logging.getLogger(__name__)
@@ -173,19 +174,19 @@ async def publish(
 
         # Validate against the current document before storing any bytes.
         apply(current.doc if current else None)
-        await packages.reserve_version(name, version)
-        stored = False
-        try:
+        async with packages.publishing(name, version) as lease:
+            # Whoever published this version held the lease: read again now we hold it,
+            # so a version that landed meanwhile is refused before its tarball is overwritten.
+            current = await packages.read(name)
+            apply(current.doc if current else None)
             spool.seek(0)
             await packages.store.write_tarball(name, filename, spool_chunks(spool))
-            stored = True
-            new, _ = await packages.update_packument(name, apply)
-        except BaseException:
-            if stored:
-                await _forget_tarball(packages, name, filename)
-            await packages.release_version(name, version)
-            raise
-    await packages.release_version(name, version)
+            try:
+                lease.check()
+                new, _ = await packages.update_packument(name, apply)
+            except BaseException:
+                await _forget_tarball(packages, name, version, filename)
+                raise
     try:
         await packages.record_package(new)
     except Exception:  # the packument is the truth; the list entry catches up on the next change
@@ -194,8 +195,21 @@ async def publish(
     return new
 
 
-async def _forget_tarball(packages: Packages, name: str, filename: str) -> None:
+async def _forget_tarball(packages: Packages, name: str, version: str, filename: str) -> None:
+    """Delete the tarball of a publish that failed, unless its version landed after all.
+
+    A storage error or a cancellation may come after the packument was
+    written: the packument, read again, decides. When even that read fails
+    the file stays, an orphan nobody is served (`tarballs.tarball_listed`) until
+    `tarhold gc` sweeps it.
+    """
     try:
+        current = await asyncio.shield(packages.read(name))
+        if current is not None and version in (current.doc.get("versions") or {}):
+            LOG.warning("%s@%s was written although its publish failed; kept", name, version)
+            return
         await asyncio.shield(packages.store.delete_tarball(name, filename))
+    except NotFound:
+        pass
     except Exception:
         LOG.exception("could not remove the tarball %s of a failed publish of %s", filename, name)

@@ -95,9 +95,9 @@ def start_tarhold_on(tmp_path: Path) -> Iterator[Callable[[TarholdStorage], Tarh
     """Start `tarhold serve` processes on a storage; all stopped after the test."""
     started: list[TarholdServer] = []
 
-    def start(storage: TarholdStorage) -> TarholdServer:
+    def start(storage: TarholdStorage, **options: Any) -> TarholdServer:
         name = f"tarhold-{len(started) + 1}"
-        server = start_tarhold(storage, tmp_path / name, name)
+        server = start_tarhold(storage, tmp_path / name, name, **options)
         started.append(server)
         return server
 

@@ -21,7 +21,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -100,15 +100,21 @@ class TarholdServer:
         return body
 
 
-def start_tarhold(storage: TarholdStorage, workdir: Path, name: str = "tarhold") -> TarholdServer:
-    """`tarhold serve` on `storage`, on a free port of 127.0.0.1, answering /-/ping."""
+def start_tarhold(
+    storage: TarholdStorage, workdir: Path, name: str = "tarhold", *,
+    args: Sequence[str] = (), config: dict[str, Any] | None = None,
+) -> TarholdServer:
+    """`tarhold serve` on `storage`, on a free port of 127.0.0.1, answering /-/ping.
+
+    `args` go to `tarhold serve` (say `--workers 2`); `config` adds top-level
+    sections to the config file."""
     if not TARHOLD.is_file():
         pytest.fail(f"no {TARHOLD}: install the project into the venv (`make install-test`)", pytrace=False)
     workdir.mkdir(parents=True, exist_ok=True)
     port = free_port()
     config_path = workdir / f"{name}.yaml"
-    config_path.write_text(yaml.safe_dump(storage.config(port)))
-    argv = [str(TARHOLD), "serve", "-c", str(config_path), "--listen", f"{HOST}:{port}"]
+    config_path.write_text(yaml.safe_dump({**storage.config(port), **(config or {})}))
+    argv = [str(TARHOLD), "serve", "-c", str(config_path), "--listen", f"{HOST}:{port}", *args]
     if storage.directory is not None:
         argv += ["--storage", str(storage.directory)]
     process = ServerProcess.spawn(name, argv, cwd=workdir, log_dir=workdir)
