@@ -79,11 +79,15 @@ class WebConfig:
 
 @dataclass(frozen=True)
 class ServerConfig:
-    """`server:`: how long a connection may take to ask, and how many one address may hold."""
+    """`server:`: how long a connection may take to ask, how many one address may hold,
+    and how long a stop (SIGTERM) waits for the requests in flight."""
 
     header_timeout: float = 10.0  # connect -> first request's headers complete; 0: no deadline
     max_connections_per_address: int = 512  # 0: no cap (behind a load balancer, see README)
     keepalive_timeout: float = 75.0  # an idle kept-alive connection is closed after this
+    # SIGTERM -> requests in flight may finish for this long, then are cut off;
+    # below Kubernetes' default terminationGracePeriodSeconds (30). 0: stop at once.
+    drain_timeout: float = 25.0
 
 
 @dataclass(frozen=True)
@@ -276,7 +280,8 @@ VERDACCIO_SERVER_KEYS = {"trustProxy", "rateLimit", "pluginPrefix", "passwordVal
 
 
 def parse_server(raw: Any) -> ServerConfig:
-    known = {"header_timeout", "max_connections_per_address", "keepalive_timeout", "keepAliveTimeout"}
+    known = {"header_timeout", "max_connections_per_address", "keepalive_timeout", "keepAliveTimeout",
+             "drain_timeout"}
     raw = parse_section("server", raw, known | VERDACCIO_SERVER_KEYS)
     defaults = ServerConfig()
     cap = raw.get("max_connections_per_address", defaults.max_connections_per_address)
@@ -288,4 +293,5 @@ def parse_server(raw: Any) -> ServerConfig:
         header_timeout=parse_duration("server.header_timeout", raw.get("header_timeout", defaults.header_timeout)),
         max_connections_per_address=cap,
         keepalive_timeout=parse_duration("server.keepalive_timeout", keepalive),
+        drain_timeout=parse_duration("server.drain_timeout", raw.get("drain_timeout", defaults.drain_timeout)),
     )

@@ -10,8 +10,10 @@ its address: raise the cap or set 0 there, and let the balancer cut slow
 clients). Later requests on a kept-alive connection are bounded by
 aiohttp's keep-alive timeout.
 
-`run` is `web.run_app` with that guard installed: the same signals, the same
-graceful shutdown.
+`run` is `web.run_app` with that guard installed, and a graceful stop fit
+for a rolling update: on SIGTERM or SIGINT the server drains
+(`registry.http.draining`) — requests in flight finish, new ones are answered
+503, bounded by `server.drain_timeout` — and only then closes.
 """
 
 from __future__ import annotations
@@ -19,16 +21,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import signal
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
 
 from registry.config import ServerConfig as ConnectionLimits
+from registry.http.draining import Drain
 
 LOG = logging.getLogger(__name__)
+
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+# After the drain, how long the runner's cleanup still waits for a request
+# before cancelling it: only those cut off by the drain timeout, and 503s.
+CUT_OFF_GRACE = 0.5
 
 
 class ConnectionGuard:
@@ -102,49 +111,65 @@ class ConnectionGuard:
 
 
 class GuardedAppRunner(web.AppRunner):
-    """An AppRunner whose server has a ConnectionGuard."""
+    """An AppRunner whose server has a ConnectionGuard and a Drain."""
 
-    def __init__(self, app: web.Application, guard: ConnectionGuard, **kwargs: Any) -> None:
+    def __init__(self, app: web.Application, guard: ConnectionGuard, drain: Drain, **kwargs: Any) -> None:
         super().__init__(app, **kwargs)
         self.guard = guard
+        self.drain = drain
 
     async def _make_server(self) -> web.Server:
         server = await super()._make_server()
         self.guard.install(server)
+        self.drain.install(server)
         return server
 
 
 async def _serve(
     app: web.Application, host: str, port: int, *, reuse_port: bool,
-    ready: Callable[[str], None] | None, limits: ConnectionLimits, shutdown_timeout: float, **server_kwargs: Any,
+    ready: Callable[[str], None] | None, limits: ConnectionLimits, stop_signals: Sequence[signal.Signals],
+    **server_kwargs: Any,
 ) -> None:
+    drain = Drain(limits.drain_timeout)
+    # The runner's own signal handling would raise GracefulExit and close the
+    # listening socket at once; the drain keeps it open to answer 503.
     runner = GuardedAppRunner(
-        app, ConnectionGuard(limits), handle_signals=True, shutdown_timeout=shutdown_timeout,
+        app, ConnectionGuard(limits), drain, handle_signals=False, shutdown_timeout=CUT_OFF_GRACE,
         keepalive_timeout=limits.keepalive_timeout, **server_kwargs,
     )
+    loop = asyncio.get_running_loop()
     await runner.setup()
+    for sig in stop_signals:
+        loop.add_signal_handler(sig, drain.request_stop)
     try:
         site = web.TCPSite(runner, host, port, reuse_port=reuse_port)
         await site.start()
         if ready is not None:
             ready(site.name)
-        while True:  # until a signal raises GracefulExit
-            await asyncio.sleep(3600)
+        await drain.stop_requested()
+        if runner.server is not None:
+            await drain.drain(runner.server)
     finally:
         await runner.cleanup()
+        for sig in stop_signals:  # kept until here: a second signal during cleanup must not kill us
+            loop.remove_signal_handler(sig)
 
 
 def run(
     app: web.Application, *, host: str, port: int, reuse_port: bool = False,
     ready: Callable[[str], None] | None = None, limits: ConnectionLimits | None = None,
-    shutdown_timeout: float = 10.0, **server_kwargs: Any,
+    stop_signals: Sequence[signal.Signals] = STOP_SIGNALS, **server_kwargs: Any,
 ) -> None:
-    """Serve `app` until SIGINT/SIGTERM, then shut down gracefully (as `web.run_app` does)."""
+    """Serve `app` until one of `stop_signals`, then drain and shut down gracefully.
+
+    Returns normally after a stop signal, however the drain went: the exit
+    status a supervisor sees is 0 (a cut-off request is logged as a warning).
+    """
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     task = loop.create_task(_serve(
         app, host, port, reuse_port=reuse_port, ready=ready, limits=limits or ConnectionLimits(),
-        shutdown_timeout=shutdown_timeout, **server_kwargs,
+        stop_signals=stop_signals, **server_kwargs,
     ))
     try:
         loop.run_until_complete(task)

@@ -1,9 +1,15 @@
-"""`tarhold serve`: one process, or N forked workers sharing the port."""
+"""`tarhold serve`: one process, or N forked workers sharing the port.
+
+Either way SIGTERM (or SIGINT) stops it gracefully: requests in flight
+finish within `server.drain_timeout`, new ones are answered 503, and the
+exit status is 0 (`registry.http.draining`, `registry.ops.workers`).
+"""
 
 from __future__ import annotations
 
 import argparse
 import logging
+import signal
 from typing import Any
 
 from aiohttp import web
@@ -12,7 +18,7 @@ from registry.http.app import SERVER_KWARGS, create_app
 from registry.http.logs import configure_logging
 from registry.http.serving import run
 from registry.ops.settings import config_from_args, public_base
-from registry.ops.workers import run_workers
+from registry.ops.workers import STOP_MARGIN, run_workers
 from storage.base import ConfigError
 
 
@@ -45,14 +51,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
             ready=announce if index == 0 else None,
             reuse_port=workers > 1,
             limits=config.server,
-            shutdown_timeout=10,
+            # A worker stops when its parent says so (SIGTERM): a Ctrl-C
+            # reaches the whole process group, and the parent forwards it.
+            stop_signals=(signal.SIGTERM,) if workers > 1 else (signal.SIGTERM, signal.SIGINT),
             **SERVER_KWARGS,
         )
         return 0
 
     if workers == 1:
         return serve(0)
-    return run_workers(workers, serve)
+    return run_workers(workers, serve, stop_timeout=config.server.drain_timeout + STOP_MARGIN)
 
 
 def _worker_header(index: int) -> Any:

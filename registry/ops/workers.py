@@ -5,9 +5,16 @@ spreads connections over them; nothing is shared between workers but
 storage. Their in-process caches stay correct because every cached read is
 revalidated once it is older than `cache.packument_ttl`.
 
-The parent does nothing but wait: it forwards SIGTERM/SIGINT to the workers,
-waits for them, and if a worker dies on its own it stops the others and
-exits non-zero (a supervisor then restarts the whole group).
+The parent does nothing but wait. On SIGTERM or SIGINT it sends SIGTERM to
+every worker, which drains (`registry.http.draining`): requests in flight
+finish, new ones get 503. Workers ignore SIGINT themselves — a Ctrl-C in a
+terminal reaches the whole process group, and a second stop signal would
+cut their drain short — so the parent alone decides; a second signal to the
+parent is forwarded too, and does cut it short. The parent waits at most
+`stop_timeout` (the drain timeout plus `STOP_MARGIN` for the cleanup after
+it), SIGKILLs a worker still running then, and exits 0 only when every
+worker exited 0. If a worker dies on its own it stops the others the same
+way and exits non-zero (a supervisor then restarts the whole group).
 
 Metrics run in prometheus_client's multi-process mode: the parent sets
 PROMETHEUS_MULTIPROC_DIR to a fresh directory before forking (and removes it
@@ -18,6 +25,7 @@ app may be imported before `run_workers` runs.
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
 import shutil
@@ -33,15 +41,22 @@ LOG = logging.getLogger(__name__)
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 PR_SET_PDEATHSIG = 1
+# After a worker's drain timeout: closing the listener, cancelling what was
+# cut off, closing storage clients. Past it the parent SIGKILLs the worker.
+STOP_MARGIN = 5.0
 
 
-def run_workers(count: int, serve: Callable[[int], int]) -> int:
-    """Fork `count` processes running `serve(index)`; return the exit status for the parent."""
+def run_workers(count: int, serve: Callable[[int], int], *, stop_timeout: float | None = None) -> int:
+    """Fork `count` processes running `serve(index)`; return the exit status for the parent.
+
+    Once stopping, workers still running after `stop_timeout` seconds are
+    killed (and the status is 1); None waits for them however long it takes.
+    """
     metrics_dir = tempfile.mkdtemp(prefix="tarhold-metrics-")
     previous_env = os.environ.get(MULTIPROC_ENV)
     os.environ[MULTIPROC_ENV] = metrics_dir
     children: dict[int, int] = {}  # pid -> worker index
-    stopping = False
+    stopping = killed = False
 
     def stop_all(signum: int) -> None:
         for pid in list(children):
@@ -50,12 +65,27 @@ def run_workers(count: int, serve: Callable[[int], int]) -> int:
             except ProcessLookupError:
                 pass
 
-    def forward(signum: int, frame: FrameType | None) -> None:
+    def begin_stop() -> None:
         nonlocal stopping
+        if not stopping and stop_timeout is not None:
+            # SIGALRM interrupts the blocking waitpid below; its handler kills.
+            signal.setitimer(signal.ITIMER_REAL, max(stop_timeout, 0.001))
         stopping = True
-        stop_all(signum)
+        stop_all(signal.SIGTERM)
+
+    def forward(signum: int, frame: FrameType | None) -> None:
+        begin_stop()
+
+    def overdue(signum: int, frame: FrameType | None) -> None:
+        nonlocal killed
+        if children:
+            killed = True
+            LOG.error("workers %s still running %gs after the stop: killing them",
+                      sorted(children.values()), stop_timeout)
+            stop_all(signal.SIGKILL)
 
     previous = {sig: signal.signal(sig, forward) for sig in STOP_SIGNALS}
+    previous[signal.SIGALRM] = signal.signal(signal.SIGALRM, overdue)
     try:
         for index in range(count):
             if stopping:
@@ -75,15 +105,17 @@ def run_workers(count: int, serve: Callable[[int], int]) -> int:
                 continue
             code = os.waitstatus_to_exitcode(status)
             if stopping:
-                if code not in (0, -signal.SIGTERM, -signal.SIGINT):
+                # -SIGTERM: it was stopped before it could install its handler (still starting).
+                if code not in (0, -signal.SIGTERM):
                     LOG.error("worker %d (pid %d) exited with status %d while stopping", index, pid, code)
                     failed = True
                 continue
             LOG.error("worker %d (pid %d) exited with status %d; stopping the others", index, pid, code)
-            failed = stopping = True
-            stop_all(signal.SIGTERM)
-        return 1 if failed else 0
+            failed = True
+            begin_stop()
+        return 1 if failed or killed else 0
     finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         if previous_env is None:
@@ -94,8 +126,9 @@ def run_workers(count: int, serve: Callable[[int], int]) -> int:
 
 
 def _run_child(index: int, serve: Callable[[int], int]) -> None:
-    for sig in STOP_SIGNALS:
-        signal.signal(sig, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # until the server installs its drain
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent forwards it as SIGTERM
+    signal.signal(signal.SIGALRM, signal.SIG_DFL)
     _die_with_parent()
     code = 1
     try:
@@ -113,8 +146,6 @@ def _run_child(index: int, serve: Callable[[int], int]) -> None:
 def _die_with_parent() -> None:
     """Ask Linux to SIGTERM this worker if the parent dies (say, from SIGKILL)."""
     try:
-        import ctypes
-
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
     except (OSError, AttributeError):  # not Linux: a killed parent leaves workers to the supervisor
