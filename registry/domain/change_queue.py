@@ -124,7 +124,12 @@ class ChangeQueue:
         deadline = time.monotonic() + self.deadline
         backoff = FIRST_BACKOFF
         while True:
-            current = await self.read(name)
+            try:
+                current = await self.read(name)
+            except Exception as exc:  # storage failed: every change of this write fails with it
+                for change in batch:
+                    change.future.set_exception(exc)
+                return
             old = current.doc if current is not None else None
             doc, applied, refused = old, [], []
             for change in batch:
