@@ -51,6 +51,26 @@ class TarballInfo:
 
     size: int
     etag: str
+    # Epoch seconds of the last write, where the backend tells it cheaply
+    # (gc checks a file did not change under it before deleting it).
+    modified: float | None = None
+
+
+@dataclass(frozen=True)
+class StoredFile:
+    """One file of a package as a listing sees it, with what gc judges it by.
+
+    `modified` is epoch seconds of the last write, None when the backend
+    cannot tell (gc then never deletes the file: its age is unknown).
+    `partial` marks the leftover of a write that never finished (a temp file
+    of a killed process): never a package file, never listed by `list_files`.
+    """
+
+    filename: str
+    size: int
+    modified: float | None = None
+    etag: str = ""
+    partial: bool = False
 
 
 class TarballReader(abc.ABC):
@@ -159,6 +179,32 @@ class PackageStore(abc.ABC):
     @abc.abstractmethod
     async def list_files(self, name: str) -> list[str]:
         """File names stored for a package (packument and tarballs), any order."""
+
+    async def list_stored_files(self, name: str) -> list[StoredFile]:
+        """Every file stored for a package with its age, leftovers of unfinished writes included.
+
+        For gc, which sweeps orphan tarballs and leftovers only once they are
+        old enough. This default knows no ages, so gc deletes nothing of a
+        backend that keeps it; the built-in backends override it.
+        """
+        return [StoredFile(filename, 0) for filename in await self.list_files(name)]
+
+    async def stored_package_names(self) -> AsyncIterator[str]:
+        """Every package name with any file stored, with or without a packument; no set order.
+
+        gc's orphan sweep needs the names a killed first publish left only a
+        tarball (or a temp file) under. This default knows only the names
+        with a packument (`package_names`).
+        """
+        async for name in self.package_names():
+            yield name
+
+    async def delete_partial(self, name: str, filename: str) -> None:
+        """Delete a leftover `list_stored_files` gave (`partial=True`); raises NotFound when gone.
+
+        A backend with no such leftovers keeps this default: there is none to delete.
+        """
+        raise NotFound(f"no leftover {filename} for {name}")
 
     @abc.abstractmethod
     async def delete_package(self, name: str) -> None:

@@ -27,6 +27,7 @@ from .base import (
     PackageStore,
     StorageError,
     StorageFolder,
+    StoredFile,
     StoredPackument,
     TarballInfo,
     TarballReader,
@@ -37,6 +38,7 @@ from .layout import MAX_DEPTH, name_from_parts
 LOG = logging.getLogger(__name__)
 
 LOCK_FILE = ".lock"
+TEMP_PREFIX = ".tmp-"  # a write in progress, or the leftover of one that was killed
 READ_CHUNK = 256 * 1024
 
 
@@ -164,7 +166,7 @@ class FsPackageStore(PackageStore):
         directory = target.parent
         try:
             await asyncio.to_thread(directory.mkdir, parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=directory)
+            fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=directory)
         except OSError as exc:
             raise StorageError(f"writing {filename}: {exc.strerror}") from exc
         size = 0
@@ -205,7 +207,7 @@ class FsPackageStore(PackageStore):
             raise NotFound(f"no tarball {filename} for {name}") from None
         except OSError as exc:
             raise StorageError(f"reading {filename}: {exc.strerror}") from exc
-        return TarballInfo(st.st_size, _file_etag(st))
+        return TarballInfo(st.st_size, _file_etag(st), st.st_mtime)
 
     def local_path(self, name: str, filename: str) -> Path | None:
         return self.file_path(name, filename)
@@ -229,6 +231,45 @@ class FsPackageStore(PackageStore):
             return []
         return [e.name for e in entries if e.is_file() and not e.name.startswith(".")]
 
+    async def list_stored_files(self, name: str) -> list[StoredFile]:
+        return await asyncio.to_thread(self._list_stored_files, name)
+
+    def _list_stored_files(self, name: str) -> list[StoredFile]:
+        found: list[StoredFile] = []
+        try:
+            entries = list(os.scandir(self.package_dir(name)))
+        except FileNotFoundError:
+            return []
+        for entry in entries:
+            partial = entry.name.startswith(TEMP_PREFIX)
+            if entry.name.startswith(".") and not partial:
+                continue  # the lock file, or something not ours
+            try:
+                if not entry.is_file():
+                    continue
+                st = entry.stat()
+            except FileNotFoundError:  # renamed or deleted since the scan
+                continue
+            found.append(StoredFile(entry.name, st.st_size, st.st_mtime, _file_etag(st), partial))
+        return found
+
+    async def stored_package_names(self) -> AsyncIterator[str]:
+        for parts in await asyncio.to_thread(_package_dirs, self.root, False):
+            name = name_from_parts(parts, self.folder)
+            if name is not None:
+                yield name
+
+    async def delete_partial(self, name: str, filename: str) -> None:
+        if not filename.startswith(TEMP_PREFIX) or "/" in filename:
+            raise StorageError(f"{filename!r} is not a leftover of an unfinished write")
+        path = self.package_dir(name) / filename
+        try:
+            await asyncio.to_thread(path.unlink)
+        except FileNotFoundError:
+            raise NotFound(f"no leftover {filename} for {name}") from None
+        except OSError as exc:
+            raise StorageError(f"deleting {filename}: {exc.strerror}") from exc
+
     async def delete_package(self, name: str) -> None:
         await asyncio.to_thread(self._delete_package, name)
 
@@ -251,7 +292,7 @@ class FsPackageStore(PackageStore):
     async def package_names(self) -> AsyncIterator[str]:
         # The walk is one blocking call; the names it finds are few next to
         # the files it passes, so they are collected before any is yielded.
-        for parts in await asyncio.to_thread(_packument_dirs, self.root):
+        for parts in await asyncio.to_thread(_package_dirs, self.root, True):
             name = name_from_parts(parts, self.folder)
             if name is not None:
                 yield name
@@ -284,16 +325,21 @@ class FsPackageStore(PackageStore):
         return {"type": "fs", "path": str(self.root)}
 
 
-def _packument_dirs(root: Path) -> list[list[str]]:
-    """The directories under root (as path parts) that hold a packument."""
+def _package_dirs(root: Path, packument_only: bool) -> list[list[str]]:
+    """The directories under root (as path parts) that hold a packument, or,
+    unless `packument_only`, any package file: a tarball or a temp file."""
     found: list[list[str]] = []
     for directory, subdirs, files in os.walk(root):
         subdirs[:] = [d for d in subdirs if not d.startswith(".")]
-        if PACKUMENT_FILE in files:
+        if PACKUMENT_FILE in files or (not packument_only and any(_is_package_file(f) for f in files)):
             relative = Path(directory).relative_to(root).parts
             if 1 <= len(relative) <= MAX_DEPTH:
                 found.append(list(relative))
     return found
+
+
+def _is_package_file(filename: str) -> bool:
+    return filename.endswith(".tgz") or filename.startswith(TEMP_PREFIX)
 
 
 def _read_packument(path: Path) -> StoredPackument:
@@ -306,7 +352,7 @@ def _file_etag(st: os.stat_result) -> str:
 
 
 def _atomic_write(directory: Path, target: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=directory)
+    fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=directory)
     try:
         with os.fdopen(fd, "wb") as out:
             out.write(data)

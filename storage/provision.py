@@ -191,6 +191,14 @@ def iam_policy(
             },
             list_bucket,
             {
+                # Each start aborts its prefix's abandoned multipart uploads (s3_upkeep);
+                # s3:prefix does not narrow this listing, so it is a statement of its own.
+                "Sid": "TarholdAbandonedUploads",
+                "Effect": "Allow",
+                "Action": ["s3:ListBucketMultipartUploads"],
+                "Resource": f"arn:aws:s3:::{bucket}",
+            },
+            {
                 "Sid": "TarholdRegistryDatabase",
                 "Effect": "Allow",
                 "Action": [

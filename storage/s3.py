@@ -21,6 +21,7 @@ from urllib.parse import quote
 
 from botocore.exceptions import ClientError
 
+from . import s3_upkeep as upkeep
 from .aws import (
     CONFIG_SECTION,
     AwsClient,
@@ -39,6 +40,7 @@ from .base import (
     PackageStore,
     StorageError,
     StorageFolder,
+    StoredFile,
     StoredPackument,
     TarballInfo,
     TarballReader,
@@ -51,7 +53,7 @@ LOG = logging.getLogger(__name__)
 
 S3_KEYS: frozenset[str] = frozenset(
     "bucket keyPrefix region endpoint s3ForcePathStyle tarballACL"
-    " accessKeyId secretAccessKey sessionToken proxy tarball_redirect".split()
+    " accessKeyId secretAccessKey sessionToken proxy tarball_redirect abort_multipart_after".split()
 )
 
 READ_CHUNK = 1024 * 1024  # large reads: fewer loop turns per streamed megabyte
@@ -131,6 +133,7 @@ class S3PackageStore(AwsClient, PackageStore):
         tarball_acl: str | None = None,
         tarball_redirect: str | None = None,
         folder: StorageFolder = no_folder,
+        abort_multipart_after: float | None = upkeep.ABORT_MULTIPART_AFTER,
         **aws: str | None,
     ) -> None:
         if not bucket:
@@ -145,6 +148,7 @@ class S3PackageStore(AwsClient, PackageStore):
         self.tarball_redirect = parse_tarball_redirect(tarball_redirect)
         self.redirects_tarballs = self.tarball_redirect is not None
         self.folder = folder
+        self.abort_multipart_after = abort_multipart_after  # None: left to the bucket's rule
 
     @classmethod
     def from_config(
@@ -160,8 +164,14 @@ class S3PackageStore(AwsClient, PackageStore):
             tarball_acl=opt_str(section, "tarballACL", where),
             tarball_redirect=parse_tarball_redirect(opt_str(section, "tarball_redirect", where), where),
             folder=folder,
+            abort_multipart_after=upkeep.parse_abort_after(section, where),
             **vars(AwsOptions.from_section(section, where)),
         )
+
+    async def open(self) -> None:
+        await super().open()
+        if self.abort_multipart_after is not None:  # what a killed instance left mid-upload
+            await upkeep.abort_abandoned_uploads(self.client, self.bucket, self.root_prefix(), self.abort_multipart_after)
 
     def client_config(self) -> dict[str, Any]:
         return {"s3": {"addressing_style": "path"}} if self.force_path_style else {}
@@ -251,7 +261,8 @@ class S3PackageStore(AwsClient, PackageStore):
         key = self.file_key(name, filename)
         with translate(f"reading s3 object {key}"), missing_is_not_found(f"no tarball {filename} for {name}"):
             response = await self.client.head_object(Bucket=self.bucket, Key=key)
-        return TarballInfo(int(response["ContentLength"]), response["ETag"])
+        modified = response.get("LastModified")
+        return TarballInfo(int(response["ContentLength"]), response["ETag"], modified.timestamp() if modified else None)
 
     async def tarball_location(self, name: str, filename: str) -> str | None:
         if self.tarball_redirect is None:
@@ -302,6 +313,12 @@ class S3PackageStore(AwsClient, PackageStore):
     async def list_files(self, name: str) -> list[str]:
         prefix = self.package_prefix(name)
         return [key[len(prefix):] async for key in self._keys(prefix)]
+
+    async def list_stored_files(self, name: str) -> list[StoredFile]:
+        return await upkeep.stored_files(self.client, self.bucket, self.package_prefix(name), self.page_size)
+
+    def stored_package_names(self) -> AsyncIterator[str]:
+        return upkeep.names_with_files(self.client, self.bucket, self.root_prefix(), self.folder, self.page_size)
 
     async def delete_package(self, name: str) -> None:
         prefix = self.package_prefix(name)
@@ -373,7 +390,6 @@ class S3PackageStore(AwsClient, PackageStore):
         except Exception as exc:
             reason = client_error_code(exc) or type(exc).__name__
             raise StorageError(f"s3 bucket {self.bucket} is not reachable: {reason}") from exc
-
 
 
 __all__ = [

@@ -1,6 +1,8 @@
 """Tarball uploads to S3 from a byte stream: one PutObject when small, else a
 multipart upload of parts sent from a bytearray without copying it, aborted
 (shielded from cancellation) on failure.
+
+A process killed mid-upload cannot abort: `s3_upkeep` aborts what it left.
 """
 
 from __future__ import annotations

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import hashlib
 import logging
 import os
@@ -66,15 +65,19 @@ class Download:
     def __init__(self, name: str, filename: str) -> None:
         self.name = name
         self.filename = filename
-        fd, self.path = tempfile.mkstemp(prefix="tarhold-tee-", suffix=".tgz")
-        self._out = os.fdopen(fd, "wb", buffering=0)
+        # Unlinked from the start (O_TMPFILE where the system has it): a process
+        # killed mid-fetch leaves no spool file behind. Followers read it with
+        # pread on the same descriptor, which leaves the writer's position alone.
+        # It closes when the last reference to this Download goes (the mirror
+        # forgets it once the fetch ended, each follower once it read it all),
+        # so a follower that joins just as the fetch ends still finds it open.
+        self._out = tempfile.TemporaryFile(prefix="tarhold-tee-", suffix=".tgz", buffering=0)
         self.size: int | None = None
         self.written = 0
         self.started = asyncio.Event()
         self.done = False
         self.error: BaseException | None = None
         self._changed = asyncio.Condition()
-        self._followers = 0
 
     async def run(
         self, uplink: Uplink, url: str, expected: Expected, store: PackageStore | None, via: str
@@ -129,48 +132,35 @@ class Download:
         self.error = error
         self.done = True
         self.started.set()
-        self._out.close()
         await self._notify()
-        self._maybe_cleanup()
-
-    def _maybe_cleanup(self) -> None:
-        if self.done and self._followers == 0:
-            with contextlib.suppress(OSError):
-                os.unlink(self.path)
 
     def follow(self) -> AsyncIterator[bytes]:
         """The tarball's bytes as they arrive; raises if the fetch fails or lies.
 
-        Counted as a follower from this call on, so the spool file stays
-        until the caller has read it.
+        The spool stays open while the returned iterator is referenced.
         """
-        self._followers += 1
         return self._follow()
 
     async def _follow(self) -> AsyncIterator[bytes]:
-        try:
-            await self.started.wait()
-            if self.error is not None and self.written == 0:
+        await self.started.wait()
+        if self.error is not None and self.written == 0:
+            raise self.error
+        spool = self._out.fileno()
+        offset = 0
+        while True:
+            if self.done and self.error is not None:
                 raise self.error
-            with open(self.path, "rb") as spool:
-                offset = 0
-                while True:
-                    if self.done and self.error is not None:
-                        raise self.error
-                    # The last byte waits for the verdict: with a known length,
-                    # sending it would hand the client a complete-looking body
-                    # before the integrity check has passed.
-                    limit = self.written if self.done else self.written - 1
-                    if offset < limit:
-                        chunk = spool.read(min(CHUNK, limit - offset))
-                        offset += len(chunk)
-                        yield chunk
-                        continue
-                    if self.done:
-                        return
-                    async with self._changed:
-                        if not self.done and offset >= self.written - 1:
-                            await self._changed.wait()
-        finally:
-            self._followers -= 1
-            self._maybe_cleanup()
+            # The last byte waits for the verdict: with a known length,
+            # sending it would hand the client a complete-looking body
+            # before the integrity check has passed.
+            limit = self.written if self.done else self.written - 1
+            if offset < limit:
+                chunk = os.pread(spool, min(CHUNK, limit - offset), offset)
+                offset += len(chunk)
+                yield chunk
+                continue
+            if self.done:
+                return
+            async with self._changed:
+                if not self.done and offset >= self.written - 1:
+                    await self._changed.wait()

@@ -42,6 +42,15 @@ data "aws_iam_policy_document" "tarhold" {
     }
   }
 
+  # Each start aborts its prefix's abandoned multipart uploads; s3:prefix
+  # does not narrow this listing, so it is a statement of its own.
+  statement {
+    sid       = "TarholdAbandonedUploads"
+    effect    = "Allow"
+    actions   = ["s3:ListBucketMultipartUploads"]
+    resources = [aws_s3_bucket.packages.arn]
+  }
+
   statement {
     sid    = "TarholdRegistryDatabase"
     effect = "Allow"

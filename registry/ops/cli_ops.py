@@ -18,7 +18,7 @@ from registry.domain.htpasswd import read_htpasswd
 from registry.domain.packages import Packages
 from registry.domain.rules import storage_folder
 from registry.http.logs import configure_logging
-from registry.ops.gc import collect, parse_age
+from registry.ops.gc import ORPHAN_GRACE, collect, parse_age
 from registry.ops.import_users import import_users
 from registry.ops.importer import Summary, VerdaccioImporter, read_db_json
 from registry.ops.settings import config_from_args, public_base
@@ -105,7 +105,7 @@ def cmd_import(args: argparse.Namespace) -> int:
     return 1 if any(outcome == "failed" and n for (_, outcome), n in summary.counts.items()) else 0
 
 
-async def run_gc(config: Config, args: argparse.Namespace, older_than: float) -> int:
+async def run_gc(config: Config, args: argparse.Namespace, older_than: float | None, orphans: float) -> int:
     store, database = build_backends(
         config.store.backend, path=config.store.path, section=config.store.section,
         folder=storage_folder(config.packages),
@@ -113,26 +113,38 @@ async def run_gc(config: Config, args: argparse.Namespace, older_than: float) ->
     await store.open()
     await database.open()
     try:
-        report = await collect(store, database, older_than=older_than, dry_run=args.dry_run)
+        report = await collect(
+            store, database, older_than=older_than, orphans_older_than=orphans, dry_run=args.dry_run
+        )
     finally:
         await database.close()
         await store.close()
-    files = sum(n for _, _, n in report.removed)
     verb = "would remove" if args.dry_run else "removed"
+    if older_than is not None:
+        files = sum(n for _, _, n in report.removed)
+        print(
+            f"{verb} {len(report.removed)} mirrored packages ({files} files); kept"
+            f" {report.kept_local} local and {report.kept_recent} recently used; {report.failed} failed"
+        )
     print(
-        f"{verb} {len(report.removed)} mirrored packages ({files} files); kept"
-        f" {report.kept_local} local and {report.kept_recent} recently used; {report.failed} failed"
+        f"{verb} {len(report.orphans)} orphan tarballs and {len(report.leftovers)} leftovers of"
+        f" unfinished writes; kept {report.young_orphans} younger than {args.orphans_older_than}"
     )
     return 1 if report.failed else 0
 
 
 def cmd_gc(args: argparse.Namespace) -> int:
-    try:
-        older_than = parse_age(args.cached_older_than)
-    except ValueError as exc:
-        print(f"tarhold: --cached-older-than: {exc}", file=sys.stderr)
-        return 2
-    return asyncio.run(run_gc(_config(args), args, older_than))
+    ages: dict[str, float | None] = {}
+    for option in ("cached_older_than", "orphans_older_than"):
+        text = getattr(args, option)
+        try:
+            ages[option] = None if text is None else parse_age(text)
+        except ValueError as exc:
+            print(f"tarhold: --{option.replace('_', '-')}: {exc}", file=sys.stderr)
+            return 2
+    orphans = ages["orphans_older_than"]
+    assert orphans is not None  # it has a default
+    return asyncio.run(run_gc(_config(args), args, ages["cached_older_than"], orphans))
 
 
 def _bar(total: int, unit: str, quiet: bool) -> Any:
@@ -163,9 +175,16 @@ def add_parsers(sub: Any) -> None:
     imp.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     imp.set_defaults(func=cmd_import)
 
-    gc = sub.add_parser("gc", help="remove mirrored packages nobody requested for a while")
-    gc.add_argument("--cached-older-than", required=True, metavar="AGE",
-                    help="e.g. 90d, 12h, 2w: mirrored packages not requested for that long go")
+    gc = sub.add_parser(
+        "gc", help="remove mirrored packages nobody requested for a while, and orphan tarballs"
+    )
+    gc.add_argument("--cached-older-than", metavar="AGE",
+                    help="e.g. 90d, 12h, 2w: mirrored packages not requested for that long go"
+                         " (without it, every mirrored package stays)")
+    gc.add_argument("--orphans-older-than", metavar="AGE", default=ORPHAN_GRACE,
+                    help="tarballs no packument lists, and temp files of killed writes, go once"
+                         f" that old (default {ORPHAN_GRACE}: a publish in progress writes its"
+                         " tarball first)")
     gc.add_argument("--dry-run", action="store_true", help="print what would go; remove nothing")
     gc.add_argument("-c", "--config", help=CONFIG_HELP)
     gc.add_argument("--storage", metavar="DIR", help="storage directory, overrides the config's storage")

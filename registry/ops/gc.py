@@ -10,6 +10,16 @@ Just before deleting, the packument is read again and must still be the same
 mirrored document, so a package published here meanwhile is kept; a publish
 landing in the moment between that check and the delete is the one window
 left (run gc when publishes of names that shadow an uplink are rare).
+
+`--orphans-older-than 1h` (the default) also sweeps orphans: a tarball no
+version of its package's stored packument names (left by a publish whose
+process died between writing the tarball and the packument, by a failed
+unpublish cleanup, or under a tombstone or a package with no packument at
+all), and the temp file of a tarball write that was killed. Both are never
+served; gc deletes them once older than the grace period, because a publish
+in progress writes its tarball before its packument. Just before deleting a
+tarball, gc checks it is still the file it listed: a publish of that very
+version may have written it again meanwhile.
 """
 
 from __future__ import annotations
@@ -22,14 +32,26 @@ from dataclasses import dataclass, field
 
 import orjson
 
+from registry.domain.names import tarball_filename
 from registry.domain.packages import MIRROR_MARK, is_mirrored
+from registry.domain.packument import tarball_file_of
 from registry.domain.usage import ACCESS_PK, last_access
-from storage.base import NotFound, PackageStore, RegistryDatabase
+from storage.base import (
+    NotFound,
+    PackageStore,
+    RegistryDatabase,
+    StorageError,
+    StoredFile,
+)
 
 LOG = logging.getLogger(__name__)
 
 DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw]?)")
 UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400, "": 86400}
+# A publish writes its tarball, then its packument: a tarball no packument
+# lists may be a publish in progress, so gc waits this long before calling it
+# an orphan. An hour is far longer than any publish or mirrored download.
+ORPHAN_GRACE = "1h"
 
 
 def parse_age(text: str) -> float:
@@ -52,21 +74,40 @@ class GcReport:
     kept_recent: int = 0
     failed: int = 0
     stale_stamps: int = 0  # access stamps of names with no package (any name can be asked for)
+    orphans: list[tuple[str, str]] = field(default_factory=list)  # name, tarball no packument lists
+    leftovers: list[tuple[str, str]] = field(default_factory=list)  # name, temp file of a killed write
+    young_orphans: int = 0  # orphans and leftovers kept: younger than the grace period
+    unreadable: set[str] = field(default_factory=set)  # packuments that are not JSON: left alone
 
 
 async def collect(
     store: PackageStore,
     db: RegistryDatabase,
     *,
-    older_than: float,
+    older_than: float | None,
+    orphans_older_than: float | None = None,
     dry_run: bool = False,
     now: float | None = None,
     say: Callable[[str], None] = print,
 ) -> GcReport:
-    """Remove mirrored packages not requested for `older_than` seconds; report each one."""
-    cutoff = (now if now is not None else time.time()) - older_than
-    accessed = {name: at async for name, at in last_access(db)}
+    """Remove mirrored packages not requested for `older_than` seconds (None: keep them all),
+    then, unless `orphans_older_than` is None, orphans and leftovers older than that; report each one.
+    """
+    now = now if now is not None else time.time()
     report = GcReport()
+    if older_than is not None:
+        await _forget_mirrored(store, db, now - older_than, dry_run, say, report)
+    if orphans_older_than is not None:
+        await sweep_orphans(store, report, cutoff=now - orphans_older_than, dry_run=dry_run, say=say)
+    return report
+
+
+async def _forget_mirrored(
+    store: PackageStore, db: RegistryDatabase, cutoff: float, dry_run: bool,
+    say: Callable[[str], None], report: GcReport,
+) -> None:
+    """Remove mirrored packages last used before `cutoff`, and stale access stamps."""
+    accessed = {name: at async for name, at in last_access(db)}
     seen: set[str] = set()
     async for name in store.package_names():
         seen.add(name)
@@ -78,6 +119,7 @@ async def collect(
         except (orjson.JSONDecodeError, ValueError):
             LOG.warning("gc: the packument of %s is not JSON; left alone", name)
             report.failed += 1
+            report.unreadable.add(name)
             continue
         if not isinstance(doc, dict) or not is_mirrored(doc):
             report.kept_local += 1
@@ -121,4 +163,104 @@ async def collect(
                     await db.delete(ACCESS_PK, name)
                 except NotFound:
                     pass
-    return report
+
+
+# -- orphans ----------------------------------------------------------------------
+
+
+async def sweep_orphans(
+    store: PackageStore,
+    report: GcReport,
+    *,
+    cutoff: float,
+    dry_run: bool = False,
+    say: Callable[[str], None] = print,
+) -> None:
+    """Delete orphan tarballs and leftovers of killed writes last written before `cutoff` (epoch seconds).
+
+    Every package with any file is looked at, with a packument or without.
+    A file whose age the store cannot tell is kept.
+    """
+    async for name in store.stored_package_names():
+        try:
+            await _sweep_package(store, name, cutoff, dry_run, say, report)
+        except StorageError as exc:  # one package failing must not stop the sweep
+            LOG.error("gc: could not sweep orphans of %s: %s", name, exc)
+            report.failed += 1
+
+
+async def _sweep_package(
+    store: PackageStore, name: str, cutoff: float, dry_run: bool,
+    say: Callable[[str], None], report: GcReport,
+) -> None:
+    files = [f for f in await store.list_stored_files(name) if f.partial or f.filename.endswith(".tgz")]
+    if not files:
+        return
+    # Read after listing: a tarball a publish wrote before this read is
+    # either listed now, or young enough to be kept.
+    listed = await listed_tarballs(store, name)
+    if listed is None:
+        if name not in report.unreadable:
+            LOG.warning("gc: the packument of %s is not a packument; its files are left alone", name)
+            report.unreadable.add(name)
+            report.failed += 1
+        return
+    for file in files:
+        if not file.partial and file.filename in listed:
+            continue
+        if file.modified is None or file.modified > cutoff:
+            report.young_orphans += 1
+            continue
+        what = "leftover of an unfinished write" if file.partial else "orphan tarball"
+        when = time.strftime("%Y-%m-%d %H:%M", time.gmtime(file.modified))
+        say(f"{'would remove' if dry_run else 'removing'} {what} {name}/{file.filename} (written {when})")
+        if dry_run or await _delete_orphan(store, name, file, say):
+            (report.leftovers if file.partial else report.orphans).append((name, file.filename))
+
+
+async def listed_tarballs(store: PackageStore, name: str) -> set[str] | None:
+    """The tarball file names the stored packument lists (none without one); None when unreadable.
+
+    Both spellings count: the file its `dist.tarball` names, and the
+    registry's own `{name}-{version}.tgz`, as the mirror and the tarball
+    route accept either.
+    """
+    try:
+        stored = await store.read_packument(name)
+    except NotFound:
+        return set()
+    try:
+        doc = orjson.loads(stored.data)
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(doc, dict):
+        return None
+    versions = doc.get("versions") or {}
+    if not isinstance(versions, dict):
+        return None
+    listed: set[str] = set()
+    for version, manifest in versions.items():
+        listed.add(tarball_filename(name, version))
+        listed.add(tarball_file_of(name, version, manifest))
+    return listed
+
+
+async def _delete_orphan(store: PackageStore, name: str, file: StoredFile, say: Callable[[str], None]) -> bool:
+    """Delete one orphan or leftover; False when it is gone already or changed since the listing."""
+    try:
+        if file.partial:
+            await store.delete_partial(name, file.filename)
+            return True
+        current = await store.stat_tarball(name, file.filename)
+        if current.etag != file.etag or _seconds(current.modified) != _seconds(file.modified):
+            say(f"  kept {name}/{file.filename}: it was written again while gc looked at it")
+            return False
+        await store.delete_tarball(name, file.filename)
+    except NotFound:
+        return False
+    return True
+
+
+def _seconds(modified: float | None) -> int | None:
+    # A listing and a HEAD of one S3 object give its time to different precision.
+    return None if modified is None else int(modified)
