@@ -123,6 +123,7 @@ class ChangeQueue:
     async def _commit(self, name: str, batch: list[Queued]) -> None:
         deadline = time.monotonic() + self.deadline
         backoff = FIRST_BACKOFF
+        tried: Attempt | None = None  # the last write that answered Conflict
         while True:
             try:
                 current = await self.read(name)
@@ -130,22 +131,19 @@ class ChangeQueue:
                 for change in batch:
                     change.future.set_exception(exc)
                 return
-            old = current.doc if current is not None else None
-            doc, applied, refused = old, [], []
-            for change in batch:
-                try:
-                    after = change.fn(doc)
-                except Exception as exc:  # refused: this change fails alone
-                    refused.append((change, exc))
-                    continue
-                applied.append((change, doc))
-                doc = after
-            if not applied:
+            if tried is not None and current is not None and current.doc == tried.doc:
+                # That write did land: its answer was lost and the retry of the
+                # same request (botocore's) found its own write in the way.
+                await self._landed(name, current, tried)
+                return
+            attempt = Attempt.of(batch, current)
+            if not attempt.applied:
                 break
             try:
-                written = await self.write(name, doc, current)
+                written = await self.write(name, attempt.doc, current)
             except Conflict:
                 self.conflicts += 1
+                tried = attempt
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     for change in batch:
@@ -159,17 +157,46 @@ class ChangeQueue:
                 backoff = min(backoff * 2, MAX_BACKOFF)
                 continue
             except Exception as exc:  # storage failed: every change of this write fails with it
-                for change, _ in applied:
+                for change, _ in attempt.applied:
                     change.future.set_exception(exc)
-                applied = []
+                attempt.applied.clear()
                 break
-            self.merged += len(applied) - 1
-            try:
-                await self.changed(name, written, old)
-            except Exception:  # the write landed: its callers must hear so
-                LOG.exception("after writing %s", name)
-            for change, before in applied:
-                change.future.set_result((written.doc, before))
-            break
-        for change, exc in refused:
+            await self._landed(name, written, attempt)
+            return
+        for change, exc in attempt.refused:
             change.future.set_exception(exc)
+
+    async def _landed(self, name: str, written: Current, attempt: Attempt) -> None:
+        self.merged += len(attempt.applied) - 1
+        try:
+            await self.changed(name, written, attempt.old)
+        except Exception:  # the write landed: its callers must hear so
+            LOG.exception("after writing %s", name)
+        for change, before in attempt.applied:
+            change.future.set_result((written.doc, before))
+        for change, exc in attempt.refused:
+            change.future.set_exception(exc)
+
+
+@dataclass
+class Attempt:
+    """A batch applied to one read: the document to write, and each change's part in it."""
+
+    old: Doc | None
+    doc: Doc | None
+    applied: list[tuple[Queued, Doc | None]]  # change, the document it was applied to
+    refused: list[tuple[Queued, Exception]]
+
+    @classmethod
+    def of(cls, batch: list[Queued], current: Current | None) -> Attempt:
+        old = current.doc if current is not None else None
+        attempt = cls(old, old, [], [])
+        for change in batch:
+            try:
+                after = change.fn(attempt.doc)
+            except Exception as exc:  # refused: this change fails alone
+                attempt.refused.append((change, exc))
+                continue
+            attempt.applied.append((change, attempt.doc))
+            attempt.doc = after
+        return attempt

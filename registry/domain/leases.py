@@ -164,6 +164,11 @@ class Lease:
                 item = await self.db.get(self.pk, self.sk)
             except NotFound:
                 continue
+            if item.get("nonce") == self.nonce:
+                # Our own write, whose answer was lost: the retry found it in the way.
+                self.ver = item["ver"]
+                self._until = time.monotonic() + LEASE_SECONDS - 2
+                return
             holder = Holder.from_item(item.get("holder"))
             if holder is None or not holder.is_gone():
                 raise ConflictError(

@@ -143,3 +143,27 @@ async def test_a_cancelled_caller_whose_change_is_being_written_hears_only_after
     with pytest.raises(asyncio.CancelledError):
         await caller
     assert state["now"]["marks"] == {"a": True}
+
+
+async def test_a_write_whose_answer_was_lost_counts_as_landed() -> None:
+    """The write landed, its answer was lost, and the retried request met its own write:
+    the change succeeded (a publish must not answer "cannot publish over ..." for it)."""
+    state: dict[str, Any] = {"now": {"name": "pkg", "marks": {}}}
+    calls = 0
+
+    async def lands_then_loses_the_answer(name: str, new: Doc, current: Current | None) -> Current:
+        nonlocal calls
+        calls += 1
+        state["now"] = new
+        raise Conflict("precondition failed (the retry of a request that had landed)")
+
+    def once(doc: Doc | None) -> Doc:
+        assert doc is not None
+        if "a" in doc["marks"]:
+            raise ValueError("cannot publish over the previously published version")
+        return {**doc, "marks": {**doc["marks"], "a": True}}
+
+    queue = queue_over(state, lands_then_loses_the_answer)
+    stored, before = await queue.submit("pkg", once)
+    assert stored["marks"] == {"a": True} and before == {"name": "pkg", "marks": {}}
+    assert calls == 1
