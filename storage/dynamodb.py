@@ -18,6 +18,7 @@ from typing import Any
 import orjson
 
 from .aws import (
+    CLIENT_KEYS,
     CONFIG_SECTION,
     AwsClient,
     AwsOptions,
@@ -29,7 +30,8 @@ from .base import Conflict, NotFound, RegistryDatabase, StorageError
 
 LOG = logging.getLogger(__name__)
 
-DYNAMO_KEYS: frozenset[str] = frozenset({"dynamoTableName", "dynamoEndpoint", "dynamoRegion"})
+# Its own keys, and the client tuning (retries, timeouts) it shares with S3.
+DYNAMO_KEYS: frozenset[str] = frozenset({"dynamoTableName", "dynamoEndpoint", "dynamoRegion"}) | CLIENT_KEYS
 DEFAULT_TABLE = "tarhold"
 CONDITION_FAILED = "ConditionalCheckFailedException"
 
@@ -63,13 +65,13 @@ class DynamoRegistryDatabase(AwsClient, RegistryDatabase):
     """Items of the registry database in one table keyed by (pk, sk).
 
     The keyword arguments are those of AwsOptions (region, endpoint,
-    access_key_id, secret_access_key, session_token, proxy).
+    access_key_id, secret_access_key, session_token, proxy, tuning).
     """
 
     service = "dynamodb"
     page_size: int | None = None  # Limit of each Query page; None lets DynamoDB decide
 
-    def __init__(self, table: str = DEFAULT_TABLE, **aws: str | None) -> None:
+    def __init__(self, table: str = DEFAULT_TABLE, **aws: Any) -> None:
         if not table:
             raise ValueError("table must not be empty")
         super().__init__(AwsOptions(**aws))

@@ -56,6 +56,22 @@ def parse_bool(key: str, value: Any) -> bool:
     raise ConfigError(key, "must be true or false")
 
 
+def parse_int(key: str, value: Any, *, minimum: int, maximum: int) -> int:
+    """A whole number within [minimum, maximum]; a string of digits counts, as an env var gives it."""
+    if isinstance(value, str) and re.fullmatch(r"\s*\d+\s*", value):
+        value = int(value)
+    if isinstance(value, int) and not isinstance(value, bool) and minimum <= value <= maximum:
+        return value
+    raise ConfigError(key, f"{value!r} is not a whole number from {minimum} to {maximum}")
+
+
+def parse_choice(key: str, value: Any, choices: tuple[str, ...]) -> str:
+    """One of a few fixed words."""
+    if isinstance(value, str) and value in choices:
+        return value
+    raise ConfigError(key, f"{value!r} is not one of {', '.join(choices)}")
+
+
 def parse_str(key: str, value: Any) -> str:
     if not isinstance(value, str) or not value:
         raise ConfigError(key, "must be a non-empty string")

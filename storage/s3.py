@@ -134,7 +134,7 @@ class S3PackageStore(AwsClient, PackageStore):
         tarball_redirect: str | None = None,
         folder: StorageFolder = no_folder,
         abort_multipart_after: float | None = upkeep.ABORT_MULTIPART_AFTER,
-        **aws: str | None,
+        **aws: Any,  # AwsOptions fields
     ) -> None:
         if not bucket:
             raise ValueError("bucket must not be empty")

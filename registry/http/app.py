@@ -8,6 +8,7 @@ import logging
 import random
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
@@ -34,7 +35,7 @@ from registry.http.appkeys import CONFIG, DATABASE, MIRROR, PACKAGES, SECRET, ST
 from registry.http.auth import log_path
 from registry.http.logs import REQUEST_ID
 from registry.http.metrics_middleware import metrics_middleware
-from registry.http.metrics_storage import instrument_storage
+from registry.http.metrics_storage import instrument_storage, recent_trouble
 from registry.http.uplink_mirror import build_mirror, uplink_health
 from storage.backends import build_backends
 from storage.base import NotFound, StorageError
@@ -129,23 +130,32 @@ async def ping(request: web.Request) -> web.Response:
 
 
 async def health(request: web.Request) -> web.Response:
+    """The store, the database and the uplinks: "ok", "degraded" (200) or "error" (503).
+
+    A failing health check of the store or database is "error", a 503 that
+    takes the instance out of a load balancer. A store or database whose
+    calls lately needed retries or failed, while its check passes, is
+    "degraded" (still 200): it serves, slower or with some 503s, and whoever
+    watches /health or the metrics should look (see StorageTrouble).
+    """
     app = request.app
-    checks = {"store": app[STORE].check_health(), "database": app[DATABASE].check_health()}
-    results: dict[str, dict[str, str]] = {}
+    backends = {"store": app[STORE], "database": app[DATABASE]}
+    results: dict[str, dict[str, Any]] = {}
     healthy = True
-    for name, check in checks.items():
+    for name, backend in backends.items():
         try:
-            await asyncio.wait_for(check, HEALTH_TIMEOUT)
-            results[name] = {"status": "ok"}
-        except (StorageError, asyncio.TimeoutError) as exc:
+            await asyncio.wait_for(backend.check_health(), HEALTH_TIMEOUT)
+            results[name] = recent_trouble(backend) or {"status": "ok"}
+        except (StorageError, TimeoutError) as exc:
             healthy = False
             results[name] = {"status": "error", "error": str(exc) or "timed out"}
     # Uplinks come from their circuit breakers, never from a call upstream: an
     # uplink that is down leaves the instance serving what it holds, so it is
     # "degraded" (still 200); only a failing store or database makes a 503.
     uplinks = uplink_health(app[MIRROR])
-    status = "error" if not healthy else "degraded" if any(
-        u["status"] != "ok" for u in uplinks.values()) else "ok"
+    degraded = any(r["status"] != "ok" for r in results.values()) or any(
+        u["status"] != "ok" for u in uplinks.values())
+    status = "error" if not healthy else "degraded" if degraded else "ok"
     return web.json_response(
         {"status": status, "checks": results, "uplinks": uplinks}, status=200 if healthy else 503
     )

@@ -261,6 +261,7 @@ def test_the_example_config_mentions_every_option() -> None:
         "max_fails", "fail_timeout", "cache", "headers", "auth", "token_env", "strict_ssl", "ca",
         "packages", "access", "publish", "unpublish", "max_body_size", "url_prefix", "public_url",
         "log", "format", "level", "max_users", "abort_multipart_after", "server", "header_timeout",
-        "max_connections_per_address", "keepalive_timeout", "drain_timeout",
+        "max_connections_per_address", "keepalive_timeout", "drain_timeout", "maxAttempts", "retryMode",
+        "connectTimeout", "readTimeout",
     ]:
         assert f"{option}:" in text, option
