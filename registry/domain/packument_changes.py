@@ -65,7 +65,10 @@ def apply_update(current: Doc, body: Doc, *, now: str) -> UpdateResult:
     refused (400); other manifest edits are ignored. dist-tags pointing at
     removed versions are dropped, and `latest` falls back to the highest
     remaining release. Removing every version leaves a tombstone, as
-    `unpublish_all` does.
+    `unpublish_all` does. A version missing from the body that was published
+    after the body's `time.modified` (npm sends back what it read) was
+    published after the client read the document: 409, rather than
+    unpublishing it unseen.
     """
     if not isinstance(body, dict):
         raise PublishError(400, "the body must be a JSON object")
@@ -82,8 +85,17 @@ def apply_update(current: Doc, body: Doc, *, now: str) -> UpdateResult:
         added = sorted(set(incoming_versions) - set(current.get("versions") or {}))
         if added:
             raise PublishError(400, f"versions can only be added by npm publish: {', '.join(added)}")
+        read_at = _read_at(body)
+        published = current.get("time") or {}
         for version, stored in (current.get("versions") or {}).items():
             if version not in incoming_versions:
+                at = published.get(version)
+                if read_at is not None and isinstance(at, str) and at > read_at:
+                    # Published after the client read the document: not its to remove.
+                    raise PublishError(
+                        409, f"{name} changed since it was read ({version} was published meanwhile);"
+                        " run the command again"
+                    )
                 del doc["versions"][version]
                 removed.append(version)
                 continue
@@ -190,3 +202,10 @@ def remove_dist_tag(current: Doc, tag: str, *, now: str | None = None) -> Doc:
     if now:
         doc["time"]["modified"] = now
     return doc
+
+
+def _read_at(body: Doc) -> str | None:
+    """When the document the client sends back was last modified, as it read it."""
+    times = body.get("time")
+    modified = times.get("modified") if isinstance(times, dict) else None
+    return modified if isinstance(modified, str) else None

@@ -74,6 +74,23 @@ def test_unpublishing_one_version_keeps_it_in_time_and_names_its_tarball() -> No
     assert result.packument["time"]["1.0.0"] == T0
 
 
+def test_a_version_published_after_the_client_read_is_not_unpublished_unseen() -> None:
+    """npm unpublish reads, deletes one version and PUTs the rest back; a publish
+    between its read and its PUT must not vanish with the one it meant to remove."""
+    read = three_versions()
+    body = as_served(read)
+    del body["versions"]["1.0.0"]
+    current = copy.deepcopy(read)  # meanwhile 1.2.0 was published
+    current["versions"]["1.2.0"] = dict(current["versions"]["1.1.0"], version="1.2.0")
+    current["time"]["1.2.0"] = current["time"]["modified"] = "2024-01-02T12:00:00.000Z"
+    assert read["time"]["modified"] < current["time"]["1.2.0"]
+    assert "1.2.0 was published meanwhile" in refused(409, apply_update, current, body, now=T2)
+    # A client that also drops the time entry of the version it removes is fine.
+    del body["time"]["1.0.0"]
+    del current["versions"]["1.2.0"]
+    assert apply_update(current, body, now=T2).removed_versions == ["1.0.0"]
+
+
 def test_unpublishing_latest_moves_latest_to_the_highest_remaining_release() -> None:
     doc = three_versions()
     body = as_served(doc)
