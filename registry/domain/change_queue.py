@@ -110,11 +110,14 @@ class ChangeQueue:
                     for change in batch:
                         change.future.cancel()
                     raise
-                except Exception as exc:  # a bug: no caller waits forever
-                    LOG.exception("writing changes to %s", name)
+                except BaseException as exc:  # a bug, or an interrupt: no caller waits forever
+                    if isinstance(exc, Exception):
+                        LOG.exception("writing changes to %s", name)
                     for change in batch:
                         if not change.future.done():
                             change.future.set_exception(exc)
+                    if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+                        raise
         finally:
             del self._writers[name]
             for change in self._waiting.pop(name, []):  # (only when cancelled)

@@ -167,3 +167,15 @@ async def test_a_write_whose_answer_was_lost_counts_as_landed() -> None:
     stored, before = await queue.submit("pkg", once)
     assert stored["marks"] == {"a": True} and before == {"name": "pkg", "marks": {}}
     assert calls == 1
+
+
+async def test_an_interrupt_inside_a_write_reaches_its_callers_instead_of_hanging_them() -> None:
+    class Interrupted(BaseException):
+        pass
+
+    async def interrupted(name: str, new: Doc, current: Current | None) -> Current:
+        raise Interrupted()
+
+    queue = queue_over({"now": None}, interrupted)
+    with pytest.raises(Interrupted):
+        await asyncio.wait_for(queue.submit("pkg", add("a")), 5)
