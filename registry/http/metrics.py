@@ -125,6 +125,12 @@ class Metrics:
             "tarhold_storage_conflicts_total", "Conditional writes that lost to a concurrent writer.",
             ["backend", "operation"],
         )
+        self.storage_retries = Counter(
+            "tarhold_storage_retries_total",
+            "Retries botocore made of S3 and DynamoDB calls, by API operation and what failed"
+            " (an AWS error code such as SlowDown or ThrottlingException, or ReadTimeoutError...).",
+            ["backend", "operation", "reason"],
+        )
         self._uplink_children: dict[tuple[str, str], Any] = {}
         self.batch = RequestBatch(self)
 

@@ -16,10 +16,7 @@ from __future__ import annotations
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
-from functools import cache
 from typing import Any
-
-from prometheus_client import Counter
 
 from registry.http.metrics import metrics
 from storage.aws import AwsClient, client_error_code
@@ -41,18 +38,6 @@ DEGRADED_WINDOW = 60.0
 # do not count: probing must not heal the status; traffic or time does).
 RECOVERY_CALLS = 20
 TROUBLE_KEPT = 10_000  # timestamps kept per kind; beyond this the count saturates
-
-
-@cache
-def storage_retries() -> Counter:
-    """`tarhold_storage_retries_total`, built after `metrics()` chose the value class (workers)."""
-    metrics()
-    return Counter(
-        "tarhold_storage_retries_total",
-        "Retries botocore made of S3 and DynamoDB calls, by API operation and what failed"
-        " (an AWS error code such as SlowDown or ThrottlingException, or ReadTimeoutError...).",
-        ["backend", "operation", "reason"],
-    )
 
 
 class StorageTrouble:
@@ -140,7 +125,7 @@ class _Instrumented:
         object.__setattr__(self, "backend", backend)
         object.__setattr__(self, "trouble", trouble)
         if isinstance(target, AwsClient):
-            retries = storage_retries()
+            retries = m.storage_retries
 
             def retried(operation: str, reason: str) -> None:
                 retries.labels(backend, operation, reason).inc()

@@ -18,13 +18,13 @@ from botocore.exceptions import ClientError
 from registry.config import parse_config
 from registry.http.app import create_app
 from registry.http.appkeys import DATABASE, STORE
+from registry.http.metrics import metrics
 from registry.http.metrics_storage import (
     DEGRADED_WINDOW,
     RECOVERY_CALLS,
     InstrumentedPackageStore,
     StorageTrouble,
     recent_trouble,
-    storage_retries,
 )
 from storage.base import Conflict, NotFound, StorageError
 from storage.s3 import S3PackageStore
@@ -148,7 +148,7 @@ def test_the_proxy_listens_to_the_retries_of_an_aws_backend() -> None:
     target = S3PackageStore("bucket", endpoint="http://127.0.0.1:1")
     store: Any = InstrumentedPackageStore(target)
     assert len(target.retry_listeners) == 1
-    counter = storage_retries().labels("s3", "PutObject", "SlowDown")
+    counter = metrics().storage_retries.labels("s3", "PutObject", "SlowDown")
     before = counter._value.get()
     target.retry_listeners[0]("PutObject", "SlowDown")
     assert counter._value.get() == before + 1
