@@ -213,13 +213,7 @@ class FsPackageStore(PackageStore):
         return self.file_path(name, filename)
 
     async def delete_tarball(self, name: str, filename: str) -> None:
-        path = self.file_path(name, filename)
-        try:
-            await asyncio.to_thread(path.unlink)
-        except FileNotFoundError:
-            raise NotFound(f"no tarball {filename} for {name}") from None
-        except OSError as exc:
-            raise StorageError(f"deleting {filename}: {exc.strerror}") from exc
+        await _unlink(self.file_path(name, filename), f"no tarball {filename} for {name}")
 
     async def list_files(self, name: str) -> list[str]:
         return await asyncio.to_thread(self._list_files, name)
@@ -262,13 +256,7 @@ class FsPackageStore(PackageStore):
     async def delete_partial(self, name: str, filename: str) -> None:
         if not filename.startswith(TEMP_PREFIX) or "/" in filename:
             raise StorageError(f"{filename!r} is not a leftover of an unfinished write")
-        path = self.package_dir(name) / filename
-        try:
-            await asyncio.to_thread(path.unlink)
-        except FileNotFoundError:
-            raise NotFound(f"no leftover {filename} for {name}") from None
-        except OSError as exc:
-            raise StorageError(f"deleting {filename}: {exc.strerror}") from exc
+        await _unlink(self.package_dir(name) / filename, f"no leftover {filename} for {name}")
 
     async def delete_package(self, name: str) -> None:
         await asyncio.to_thread(self._delete_package, name)
@@ -366,3 +354,13 @@ def _atomic_write(directory: Path, target: Path, data: bytes) -> None:
 
 
 __all__ = ["FsPackageStore", "FsTarballReader", "content_token"]
+
+
+async def _unlink(path: Path, missing: str) -> None:
+    """Delete one file; NotFound(missing) when it is not there."""
+    try:
+        await asyncio.to_thread(path.unlink)
+    except FileNotFoundError:
+        raise NotFound(missing) from None
+    except OSError as exc:
+        raise StorageError(f"deleting {path.name}: {exc.strerror}") from exc

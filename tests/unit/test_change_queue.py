@@ -103,7 +103,8 @@ async def test_a_storage_error_fails_every_change_of_that_write() -> None:
     assert all(isinstance(r, StorageError) for r in results)
 
 
-async def test_a_cancelled_change_still_waiting_is_withdrawn() -> None:
+def held_queue() -> tuple[dict[str, Any], asyncio.Event, ChangeQueue]:
+    """A queue whose writes wait until the event is set."""
     state: dict[str, Any] = {"now": None}
     release = asyncio.Event()
 
@@ -111,7 +112,11 @@ async def test_a_cancelled_change_still_waiting_is_withdrawn() -> None:
         await release.wait()
         return Current(new, "t", 1)
 
-    queue = queue_over(state, slow)
+    return state, release, queue_over(state, slow)
+
+
+async def test_a_cancelled_change_still_waiting_is_withdrawn() -> None:
+    state, release, queue = held_queue()
     first = asyncio.create_task(queue.submit("pkg", add("first")))
     await asyncio.sleep(0.01)  # the first is being written
     second = asyncio.create_task(queue.submit("pkg", add("second")))
@@ -126,14 +131,7 @@ async def test_a_cancelled_change_still_waiting_is_withdrawn() -> None:
 
 
 async def test_a_cancelled_caller_whose_change_is_being_written_hears_only_after_the_write() -> None:
-    state: dict[str, Any] = {"now": None}
-    release = asyncio.Event()
-
-    async def slow(name: str, new: Doc, current: Current | None) -> Current:
-        await release.wait()
-        return Current(new, "t", 1)
-
-    queue = queue_over(state, slow)
+    state, release, queue = held_queue()
     caller = asyncio.create_task(queue.submit("pkg", add("a")))
     await asyncio.sleep(0.01)
     caller.cancel()
