@@ -164,10 +164,7 @@ class Lease:
                 item = await self.db.get(self.pk, self.sk)
             except NotFound:
                 continue
-            if item.get("nonce") == self.nonce:
-                # Our own write, whose answer was lost: the retry found it in the way.
-                self.ver = item["ver"]
-                self._until = time.monotonic() + LEASE_SECONDS - 2
+            if self._adopted(item):
                 return
             holder = Holder.from_item(item.get("holder"))
             if holder is None or not holder.is_gone():
@@ -186,13 +183,26 @@ class Lease:
             await asyncio.sleep(RENEW_EVERY)
             try:
                 await self._still_mine()
-                await self._put(if_ver=self.ver)
+                try:
+                    await self._put(if_ver=self.ver)
+                except Conflict:
+                    if not self._adopted(await self.db.get(self.pk, self.sk)):
+                        raise
             except (Conflict, NotFound):
                 LOG.warning("the lease on %s was lost: a renewal found it taken", self.what)
                 self.lost = True
                 return
             except StorageError:
                 LOG.warning("could not renew the lease on %s; trying again", self.what)
+
+    def _adopted(self, item: dict[str, Any]) -> bool:
+        """Whether `item` is this holder's own write whose answer was lost (the
+        retry of the same request found it in the way); if so, hold it."""
+        if item.get("nonce") != self.nonce:
+            return False
+        self.ver = item["ver"]
+        self._until = time.monotonic() + LEASE_SECONDS - 2
+        return True
 
 
 def _expiry() -> int:
