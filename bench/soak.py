@@ -185,7 +185,7 @@ async def soak(args: argparse.Namespace, backend: str, tarhold: Server, token: s
         ledger_check = await verify_ledger(session, registry, ledger, token)
         async with session.get(f"{registry}/-/metrics") as response:
             metrics_text = await response.text()
-    warmup = args.minutes * 60 * WARMUP_FRACTION
+    warmup = args.warmup * 60 if args.warmup is not None else args.minutes * 60 * WARMUP_FRACTION
     return {
         "backend": backend, "minutes": args.minutes, "clients": args.clients, "seed": args.seed,
         "seconds": round(seconds, 1), "warmup_s": warmup, "requests": stats.requests,
@@ -255,6 +255,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--release-every", type=float, default=20.0, help="seconds between upstream releases")
     parser.add_argument("--npm-every", type=float, default=90.0, help="seconds between real `npm install` runs")
     parser.add_argument("--no-npm", dest="npm", action="store_false", help="never run the npm CLI")
+    parser.add_argument("--warmup", type=float, default=None, help=(
+        "minutes of warm-up before the RSS/fd verdicts (default: a fifth of the run); on S3 the"
+        " caches fill at its slower request rate, about 4.5 minutes with 8 clients"))
     parser.add_argument("--seed", type=int, default=15)
     parser.add_argument("--keep", action="store_true", help="keep the work directory (server logs)")
     args = parser.parse_args(argv)
