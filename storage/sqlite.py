@@ -39,6 +39,21 @@ SCHEMA = (
 SWEEP_EVERY = 60.0
 
 
+def _use_wal(conn: sqlite3.Connection, patience: float = 30.0) -> None:
+    """Switch a (new) file to WAL. Workers starting at once on a new file race to
+    switch it, and the switch answers "database is locked" at once, without
+    waiting out the busy timeout: ask again until it is done (by anyone)."""
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
 def _live(expires: int | None, now: float) -> bool:
     return expires is None or expires > now
 
@@ -64,7 +79,7 @@ class SqliteRegistryDatabase(RegistryDatabase):
         # hashes. SQLite gives its -wal and -shm files the same mode.
         os.close(os.open(self.path, os.O_CREAT | os.O_RDWR, 0o600))
         conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-        conn.execute("PRAGMA journal_mode=WAL")
+        _use_wal(conn)
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("PRAGMA busy_timeout=30000")
         # One write transaction taken up front: processes opening a new file at

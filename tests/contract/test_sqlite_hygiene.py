@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import sqlite3
 import stat
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -58,3 +60,29 @@ async def test_the_database_file_and_data_directory_are_owner_only(tmp_path: Pat
     assert stat.S_IMODE(root.stat().st_mode) == 0o700
     for name in (".tarhold-db.sqlite3",):
         assert stat.S_IMODE((root / name).stat().st_mode) == 0o600
+
+
+OPEN_AT_ONCE = """
+import asyncio, sys
+from storage.sqlite import SqliteRegistryDatabase
+
+async def main() -> None:
+    db = SqliteRegistryDatabase(sys.argv[1])
+    await db.open()
+    await db.close()
+
+asyncio.run(main())
+"""
+
+
+def test_workers_opening_a_new_database_file_at_once_all_succeed(tmp_path: Path) -> None:
+    """`serve --workers N` on a fresh directory: N processes switch one new file to WAL
+    at the same moment; the switch must not fail with "database is locked"."""
+    for round_ in range(4):
+        path = tmp_path / f"db-{round_}.sqlite3"
+        processes = [
+            subprocess.Popen([sys.executable, "-c", OPEN_AT_ONCE, str(path)], stderr=subprocess.PIPE)
+            for _ in range(6)
+        ]
+        failures = [p.stderr.read().decode() for p in processes if p.wait(60) != 0 and p.stderr]
+        assert not failures, failures[0]
