@@ -37,7 +37,12 @@ import botocore.session
 import pytest
 
 from registry.domain import passwords
+from storage import provision
 from storage.base import PackageStore, RegistryDatabase, StorageFolder, no_folder
+from storage.dynamodb import DynamoRegistryDatabase
+from storage.fs import FsPackageStore
+from storage.s3 import S3PackageStore
+from storage.sqlite import SqliteRegistryDatabase
 from tests.support.aws_servers import (
     AwsEndpoint,
     find_dynamodb_local,
@@ -52,6 +57,7 @@ from tests.support.parallel import (  # noqa: F401
     pytest_collection_modifyitems,
     pytest_xdist_make_scheduler,
 )
+from tests.support.store_factory import PackageStoreFactory, RegistryDatabaseFactory
 
 SKIP_EXTERNAL = os.environ.get("TARHOLD_TEST_SKIP_EXTERNAL") == "1"
 SKIP_EXTERNAL_REASON = "TARHOLD_TEST_SKIP_EXTERNAL=1"
@@ -154,55 +160,9 @@ PACKAGE_STORE_BACKENDS = [
 ]
 
 
-class PackageStoreFactory:
-    """Opens package stores that all see the same files (one directory, or one
-    bucket + key prefix), and closes every one it opened at the end of the test.
-    """
-
-    def __init__(
-        self,
-        backend: str,
-        build: Callable[[StorageFolder], PackageStore],
-        build_missing: Callable[[], Awaitable[PackageStore]],
-    ) -> None:
-        self.backend = backend
-        self._build = build
-        self._build_missing = build_missing
-        self._opened: list[PackageStore] = []
-        self._unused: list[PackageStore] = []
-
-    async def __call__(self, folder: StorageFolder = no_folder) -> PackageStore:
-        """Another opened instance on the test's storage."""
-        if self._unused and folder is no_folder:
-            return self._unused.pop()
-        store = self._build(folder)
-        await store.open()
-        self._opened.append(store)
-        return store
-
-    async def provision(self, ensure: Callable[[Any], Awaitable[object]]) -> None:
-        """Create the bucket through a first instance, handed out by the next call."""
-        store = await self()
-        await ensure(store)
-        self._unused.append(store)
-
-    async def missing_location(self) -> PackageStore:
-        """An opened store whose directory or bucket does not exist."""
-        store = await self._build_missing()
-        self._opened.append(store)
-        return store
-
-    async def aclose(self) -> None:
-        for store in reversed(self._opened):
-            await store.close()
-        self._opened.clear()
-
-
 def s3_store_factory(
     backend: str, endpoint: AwsEndpoint, key_prefix: str
 ) -> PackageStoreFactory:
-    from storage.s3 import S3PackageStore
-
     def build(folder: StorageFolder, bucket: str = S3_BUCKET) -> PackageStore:
         return S3PackageStore.from_config(endpoint.s3_section(bucket, key_prefix), folder)
 
@@ -215,7 +175,6 @@ def s3_store_factory(
 
 
 def fs_store_factory(root: Path) -> PackageStoreFactory:
-    from storage.fs import FsPackageStore
 
     def build(folder: StorageFolder) -> PackageStore:
         return FsPackageStore(root, folder)
@@ -243,7 +202,6 @@ async def package_store_factory(
     if backend == "fs":
         factory = fs_store_factory(tmp_path / "store")
     else:
-        from storage import provision
 
         ensure = provision.ensure_bucket
         server = {"s3-moto": "moto_server", "s3-seaweedfs": "seaweedfs_server"}[backend]
@@ -272,38 +230,6 @@ REGISTRY_DATABASE_BACKENDS = [
 ]
 
 
-class RegistryDatabaseFactory:
-    """Opens databases that all see the same items (one SQLite file, or one
-    table), and closes every one it opened at the end of the test.
-    """
-
-    def __init__(self, backend: str, build: Callable[[], RegistryDatabase]) -> None:
-        self.backend = backend
-        self._build = build
-        self._opened: list[RegistryDatabase] = []
-        self._unused: list[RegistryDatabase] = []
-
-    async def __call__(self) -> RegistryDatabase:
-        """Another opened instance on the test's database."""
-        if self._unused:
-            return self._unused.pop()
-        db = self._build()
-        await db.open()
-        self._opened.append(db)
-        return db
-
-    async def provision(self, ensure: Callable[[Any], Awaitable[object]]) -> None:
-        """Create the table through a first instance, handed out by the next call."""
-        db = await self()
-        await ensure(db)
-        self._unused.append(db)
-
-    async def aclose(self) -> None:
-        for db in reversed(self._opened):
-            await db.close()
-        self._opened.clear()
-
-
 @pytest.fixture(params=REGISTRY_DATABASE_BACKENDS)
 async def registry_database_factory(
     request: pytest.FixtureRequest, tmp_path: Path
@@ -312,13 +238,10 @@ async def registry_database_factory(
     backend = str(request.param)
     ensure: Callable[[Any], Awaitable[object]] | None = None
     if backend == "sqlite":
-        from storage.sqlite import SqliteRegistryDatabase
 
         path = tmp_path / "registry.sqlite3"
         factory = RegistryDatabaseFactory(backend, lambda: SqliteRegistryDatabase(path))
     else:
-        from storage import provision
-        from storage.dynamodb import DynamoRegistryDatabase
 
         ensure = provision.ensure_table
         server = {"dynamodb-moto": "moto_server", "dynamodb-local": "dynamodb_local_server"}[backend]

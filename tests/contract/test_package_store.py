@@ -8,7 +8,6 @@ listing of a whole store: test_package_store_layout.py.
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING
 
 import pytest
 
@@ -20,10 +19,7 @@ from tests.contract.store_helpers import (
     put_package,
     set_page_size,
 )
-
-if TYPE_CHECKING:
-    from tests.conftest import PackageStoreFactory
-
+from tests.support.store_factory import PackageStoreFactory
 
 # -- packuments ---------------------------------------------------------------
 

@@ -15,7 +15,7 @@ import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
@@ -37,9 +37,7 @@ from tests.contract.store_helpers import (
     put_root_file,
     set_page_size,
 )
-
-if TYPE_CHECKING:
-    from tests.conftest import PackageStoreFactory
+from tests.support.store_factory import PackageStoreFactory
 
 SLACK = 5.0  # seconds: a server's clock and second-precision times
 

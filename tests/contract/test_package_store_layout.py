@@ -5,8 +5,6 @@ and when two stores hold the very same files.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import pytest
 
 from storage.base import PACKUMENT_FILE, NotFound, PackageStore, StorageError
@@ -17,10 +15,7 @@ from tests.contract.store_helpers import (
     read_tarball,
     set_page_size,
 )
-
-if TYPE_CHECKING:
-    from tests.conftest import PackageStoreFactory
-
+from tests.support.store_factory import PackageStoreFactory
 
 # -- names --------------------------------------------------------------------
 

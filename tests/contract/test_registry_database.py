@@ -5,14 +5,12 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pytest
 
 from storage.base import Conflict, NotFound, RegistryDatabase
-
-if TYPE_CHECKING:
-    from tests.conftest import RegistryDatabaseFactory
+from tests.support.store_factory import RegistryDatabaseFactory
 
 PK = "USER#ada"
 SK = "PROFILE"

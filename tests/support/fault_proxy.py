@@ -154,7 +154,7 @@ def reset(request: web.BaseRequest) -> None:
 
 @dataclass
 class FaultProxy:
-    """The proxy in front of `upstream` (an http://host:port URL); `start()` it, `stop()` it."""
+    """The proxy in front of `upstream` (its base URL, scheme, host and port); `start()` it, `stop()` it."""
 
     upstream: str
     seed: int = 0
