@@ -19,6 +19,12 @@ import yaml
 
 from registry.domain.auth_config import AuthConfig, parse_auth
 from registry.domain.caches import CacheConfig, parse_cache
+from registry.domain.policy_rules import (
+    VERDACCIO_FILTER,
+    PolicyConfig,
+    parse_policy_section,
+    parse_verdaccio_filter,
+)
 from registry.domain.rules import PackageRule, parse_packages
 from storage.backends import validate_s3_section
 from storage.base import ConfigError
@@ -43,7 +49,7 @@ VERDACCIO_KEYS_IGNORED = frozenset(
     {
         "plugins", "middlewares", "i18n", "notify", "experiments", "security",
         "self_path", "logs", "user_agent", "http_proxy", "https_proxy",
-        "no_proxy", "https", "flags", "userRateLimit", "filters", "theme",
+        "no_proxy", "https", "flags", "userRateLimit", "theme",
         "url_prefix_web", "publish", "_debug", "config_path",
     }
 )
@@ -107,6 +113,7 @@ class Config:
     cache: CacheConfig = field(default_factory=CacheConfig)
     web: WebConfig = field(default_factory=WebConfig)
     server: ServerConfig = field(default_factory=ServerConfig)
+    policy: PolicyConfig = field(default_factory=PolicyConfig)
     config_dir: str = "."
 
 
@@ -138,7 +145,7 @@ def parse_config(raw: Mapping[str, Any], *, config_dir: Path | None = None) -> C
     base = config_dir or Path.cwd()
     known = {
         "listen", "storage", "store", "uplinks", "packages", "auth", "max_body_size", "max_unpacked_size",
-        "url_prefix", "public_url", "log", "cache", "web", "server",
+        "url_prefix", "public_url", "log", "cache", "web", "server", "policy", "filters",
     }
     for key in raw:
         if key in VERDACCIO_KEYS_IGNORED:
@@ -166,8 +173,29 @@ def parse_config(raw: Mapping[str, Any], *, config_dir: Path | None = None) -> C
         cache=parse_cache(raw.get("cache")),
         web=parse_web(raw.get("web")),
         server=parse_server(raw.get("server")),
+        policy=parse_policy(raw.get("policy"), raw.get("filters")),
         config_dir=str(base),
     )
+
+
+def parse_policy(policy: Any, filters: Any) -> PolicyConfig:
+    """tarhold's `policy:` section, or Verdaccio's package-filter plugin under `filters:`.
+
+    Other `filters:` plugins are Verdaccio plugins tarhold does not run: ignored, logged.
+    """
+    if filters is not None and not isinstance(filters, dict):
+        raise ConfigError("filters", "must be a mapping of filter plugins to their options")
+    filters = filters or {}
+    for plugin in filters:
+        if plugin != VERDACCIO_FILTER:
+            LOG.info("config: filters.%s is a Verdaccio plugin tarhold does not run; ignored", plugin)
+    if VERDACCIO_FILTER in filters:
+        if policy is not None:
+            raise ConfigError(
+                f"filters.{VERDACCIO_FILTER}", "give the mirror policy in policy: or in filters:, not both"
+            )
+        return parse_verdaccio_filter(filters[VERDACCIO_FILTER])
+    return parse_policy_section(policy)
 
 
 def resolve_env(value: Any) -> Any:

@@ -15,6 +15,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -23,6 +24,7 @@ from cachetools import LRUCache, TTLCache
 from registry.domain.caches import CacheConfig, TarballCache, put_bounded, weight_of
 from registry.domain.change_queue import ChangeQueue
 from registry.domain.leases import Lease
+from registry.domain.mirror_policy import UNCHANGED, MirrorPolicy, View, shown_doc
 from registry.domain.packument import tarball_file_of
 from registry.domain.packument_views import abbreviate, rewrite_tarball_urls
 from registry.domain.summaries import summary_of
@@ -85,27 +87,32 @@ class Packages:
     """
 
     def __init__(
-        self, store: PackageStore, db: RegistryDatabase, cache: CacheConfig | None = None
+        self, store: PackageStore, db: RegistryDatabase, cache: CacheConfig | None = None,
+        policy: MirrorPolicy | None = None,
     ) -> None:
         cache = cache or CacheConfig()
         self.store = store
         self.db = db
+        self.policy = policy or MirrorPolicy()
         self.ttl = cache.packument_ttl
         self.writes = ChangeQueue(self.read, self._write, self.changed)
         self.tarballs = TarballCache(cache.tarball_memory, cache.tarball_max_size, cache.packument_ttl)
         self._known: LRUCache[str, Known] = LRUCache(
             DOCUMENT_CACHE_BYTES, getsizeof=lambda k: max(k.current.size * PARSED_OVERHEAD, 1)
         )
-        # name -> (token, until, uplink): what the last GET of `name` resolved to. Until
-        # then a GET serves those rendered bytes without resolving again.
-        self._served: LRUCache[str, tuple[str, float, str | None]] = LRUCache(SERVED_ENTRIES)
-        # Keyed by the token too: a token names exact bytes, so an entry is
-        # never stale, only unused.
-        self._rendered: LRUCache[tuple[str, str, str, str], Rendered] = LRUCache(
+        # name -> (token, until, uplink, policy generation, view stamp, view expiry): what
+        # the last GET of `name` resolved to. Until then a GET serves those rendered
+        # bytes without resolving again.
+        self._served: LRUCache[str, tuple[str, float, str | None, int, str, datetime | None]] = LRUCache(
+            SERVED_ENTRIES
+        )
+        # Keyed by the token and the policy view's stamp: together they name exact
+        # bytes, so an entry is never stale, only unused.
+        self._rendered: LRUCache[tuple[str, str, str, str, str], Rendered] = LRUCache(
             RENDER_CACHE_BYTES, getsizeof=lambda r: weight_of(r.body, r.gzipped) or 1
         )
         self._reading: dict[str, asyncio.Future[Current | None]] = {}
-        self._rendering: dict[tuple[str, str, str, str], asyncio.Future[Rendered]] = {}
+        self._rendering: dict[tuple[str, str, str, str, str], asyncio.Future[Rendered]] = {}
         # Redirect targets of stored tarballs (tarball_redirect), checked once a TTL.
         self.locations: TTLCache[tuple[str, str], str] = TTLCache(LOCATION_ENTRIES, max(self.ttl, 0.001))
         # The base URLs clients used lately: a change pre-renders for them.
@@ -167,9 +174,18 @@ class Packages:
             return None
         return current
 
-    async def render(self, name: str, current: Current, base: str, variant: str) -> Rendered:
-        """Full or abbreviated bytes with tarball URLs on `base`; built once per token."""
-        key = (name, current.token, base, variant)
+    async def view(self, name: str, current: Current) -> View:
+        """What the mirror policy lets clients see of `current` (judged once, then cached)."""
+        return await self.policy.view(name, current)
+
+    async def render(
+        self, name: str, current: Current, base: str, variant: str, view: View | None = None
+    ) -> Rendered:
+        """Full or abbreviated bytes with tarball URLs on `base`, of what the policy shows
+        (`view`, or the current one); built once per token and view."""
+        if view is None:
+            view = await self.view(name, current)
+        key = (name, current.token, base, variant, view.stamp)
         rendered = self._rendered.get(key)
         if rendered is not None:
             return rendered
@@ -179,14 +195,15 @@ class Packages:
                 del self._bases[next(iter(self._bases))]
         pending = self._rendering.get(key)
         if pending is None:
+            doc = shown_doc(view, current)
             if current.size >= LARGE_DOCUMENT:
-                args = (render_bytes, current.doc, current.token, base, variant)
+                args = (render_bytes, doc, current.token, base, variant)
                 if current.size >= TRIM_AFTER_BYTES:
                     args = (trimmed, *args)
                 pending = asyncio.ensure_future(asyncio.to_thread(*args))
             else:
                 pending = asyncio.get_running_loop().create_future()
-                pending.set_result(render_bytes(current.doc, current.token, base, variant))
+                pending.set_result(render_bytes(doc, current.token, base, variant))
             self._rendering[key] = pending
             pending.add_done_callback(lambda _: self._rendering.pop(key, None))
         rendered = await asyncio.shield(pending)
@@ -197,21 +214,31 @@ class Packages:
         """The bytes a GET of `name` served lately, if still right and held, with the
         uplink the document came from (None: local). No I/O, no lookups."""
         served = self._served.get(name)
-        if served is None or time.monotonic() >= served[1]:
+        if served is None or time.monotonic() >= served[1] or served[3] != self.policy.generation:
             return None
-        rendered = self._rendered.get((name, served[0], base, variant))
+        if served[5] is not None and self.policy.clock() >= served[5]:
+            return None  # a quarantine ended: judge again
+        rendered = self._rendered.get((name, served[0], base, variant, served[4]))
         return None if rendered is None else (rendered, served[2])
 
-    def served(self, name: str, current: Current, fresh_for: float = float("inf")) -> None:
-        """A GET resolved `name` to `current`, which stays right for `fresh_for` seconds
-        more (a mirrored copy's remaining maxage); `hot` serves it for at most the TTL."""
+    def served(
+        self, name: str, current: Current, fresh_for: float = float("inf"), view: View = UNCHANGED
+    ) -> None:
+        """A GET resolved `name` to `current` and showed `view` of it, which stays right for
+        `fresh_for` seconds more (a mirrored copy's remaining maxage) and until the view's
+        next change (a quarantine ends); `hot` serves it for at most the TTL."""
         known = self._known.get(name)
         if known is not None and known.current.token != current.token:
             return  # changed while that GET was under way: serve the change
         lifetime = min(self.ttl, fresh_for)
+        if view.expires is not None:
+            lifetime = min(lifetime, (view.expires - self.policy.clock()).total_seconds())
         if lifetime > 0:
             uplink = current.doc[MIRROR_MARK]["uplink"] if is_mirrored(current.doc) else None
-            self._served[name] = (current.token, time.monotonic() + lifetime, uplink)
+            self._served[name] = (
+                current.token, time.monotonic() + lifetime, uplink, self.policy.generation, view.stamp,
+                view.expires,
+            )
 
     async def prerender(self, name: str, current: Current) -> None:
         """Build every variant clients asked for lately, so the next GET only sends bytes."""

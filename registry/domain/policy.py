@@ -6,8 +6,9 @@ change and quarantine expiry (`Verdict.next_change`) and cache the bytes.
 
 Precedence, for each version (an expired rule counts as absent):
 
-1. `applies_to: uplinks` (the default) leaves a document published here
-   untouched; `all` holds local publishes to the same policy.
+1. `applies_to: uplinks` (the default) holds a document published here
+   only to an admin's run-time rules (Policy.for_local); `all` holds local
+   publishes to the whole policy.
 2. An allow rule covering the version shows it, whatever else says: it beats
    block rules, `freeze_before`, `unknown_age`, `min_age` and
    `exclude_deprecated`. This is Verdaccio's rule ("allow takes precedence
@@ -114,7 +115,9 @@ def visible(doc: Doc, policy: Policy, now: datetime, *, local: bool) -> Verdict:
     """Apply `policy` to packument `doc` at `now`; `local` says it was published here."""
     now = now if now.tzinfo else now.replace(tzinfo=UTC)
     versions = doc.get("versions")
-    if policy.is_noop or (local and policy.applies_to == "uplinks") or not isinstance(versions, dict):
+    if local:
+        policy = policy.for_local()
+    if policy.is_noop or not isinstance(versions, dict):
         return Verdict(dict(doc), {}, {}, {}, None)
     name = str(doc.get("name") or "")
     times = doc["time"] if isinstance(doc.get("time"), dict) else {}

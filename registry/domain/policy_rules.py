@@ -119,6 +119,14 @@ class Policy:
     def is_noop(self) -> bool:
         return not (self.ages_matter or self.exclude_deprecated or self.rules)
 
+    def for_local(self) -> Policy:
+        """What holds a package published here under `applies_to: uplinks`: an admin's
+        run-time rules only (a block naming a package is the emergency brake for a
+        hijacked private package too); config rules, ages and advisories exempt it."""
+        if self.applies_to == "all":
+            return self
+        return Policy(rules=tuple(rule for rule in self.rules if rule.source == "runtime"))
+
     def with_rules(self, rules: Iterable[Rule]) -> Policy:
         """This policy plus run-time rules (admin blocks, an advisory feed), after its own."""
         extra = tuple(rules)

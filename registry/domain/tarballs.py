@@ -71,11 +71,14 @@ TarballAnswer = HeldBytes | Redirect | LocalFile | StoredStream | MirrorStream
 
 
 async def find_tarball(
-    packages: Packages, mirror: Mirror, name: str, filename: str, proxies: tuple[str, ...], via: str
+    packages: Packages, mirror: Mirror, name: str, filename: str, proxies: tuple[str, ...], via: str,
+    *, who: str | None = None,
 ) -> TarballAnswer:
-    """The answer for `GET /{name}/-/{filename}`; NotFoundError when nobody has it."""
+    """The answer for `GET /{name}/-/{filename}`; NotFoundError when nobody has it,
+    Forbidden when the mirror policy hides its version (held or stored copies too)."""
     if not is_safe_filename(filename):
         raise BadRequest(f"invalid tarball file name {filename!r}")
+    await check_policy(packages, mirror, name, filename, proxies, via, who)
     listed = await tarball_listed(packages, name, filename)
     if listed is False:  # a local package whose packument does not have this version
         raise NotFoundError(f"tarball {filename} of {name} not found")
@@ -91,6 +94,25 @@ async def find_tarball(
             if answer is not None:
                 return answer
     raise NotFoundError(f"tarball {filename} of {name} not found")
+
+
+async def check_policy(
+    packages: Packages, mirror: Mirror, name: str, filename: str, proxies: tuple[str, ...], via: str,
+    who: str | None,
+) -> None:
+    """Refuse the tarball of a version the policy hides from `name`'s packument.
+
+    Only a package some rule can touch pays for this: its packument (from
+    memory, as a client just read it) and the cached verdict. When the
+    packument cannot be had (uplinks down, nothing stored) the mirror's 503
+    stands: without it the policy cannot be checked, so nothing is served.
+    """
+    policy = packages.policy
+    if not policy.active or policy.policy_for(name).is_noop:
+        return
+    current = await mirror.packument(name, proxies, via)
+    if current is not None:
+        policy.check_tarball(name, filename, await packages.view(name, current), who=who)
 
 
 async def tarball_listed(packages: Packages, name: str, filename: str) -> bool | None:

@@ -15,6 +15,7 @@ from aiohttp.abc import AbstractAccessLogger
 
 from registry.config import Config
 from registry.domain.errors import RegistryError
+from registry.domain.mirror_policy import MirrorPolicy
 from registry.domain.packages import Packages
 from registry.domain.rules import storage_folder
 from registry.domain.secret import ensure_secret
@@ -25,6 +26,7 @@ from registry.http import (
     routes_admin,
     routes_auth,
     routes_packages,
+    routes_policy,
     routes_uplink,
     sign_in,
 )
@@ -35,6 +37,7 @@ from registry.http.appkeys import CONFIG, DATABASE, MIRROR, PACKAGES, SECRET, ST
 from registry.http.auth import log_path
 from registry.http.logs import REQUEST_ID
 from registry.http.metrics_middleware import metrics_middleware
+from registry.http.metrics_policy import MetricsPolicyEvents
 from registry.http.metrics_storage import instrument_storage, recent_trouble
 from registry.http.uplink_mirror import build_mirror, uplink_health
 from storage.backends import build_backends
@@ -183,18 +186,22 @@ def create_app(config: Config) -> web.Application:
     store, database = instrument_storage(store, database)  # tarhold_storage_* metrics
     app[STORE] = store
     app[DATABASE] = database
-    app[PACKAGES] = Packages(store, database, config.cache)
+    app[PACKAGES] = Packages(
+        store, database, config.cache, MirrorPolicy(config.policy, events=MetricsPolicyEvents())
+    )
     access.setup(app, database)  # last-access stamps for `tarhold gc`
     sign_in.setup(app)  # one login throttle for every channel that checks a password
     # Its failures become 502/503 RegistryErrors; its events feed tarhold_uplink_*.
     app[MIRROR] = build_mirror(app[PACKAGES], config.uplinks)
     app.cleanup_ctx.append(storage_ctx)
+    app.cleanup_ctx.append(policy_ctx)
     app.cleanup_ctx.append(mirror_ctx)
     app.router.add_get("/-/ping", ping)
     app.router.add_get("/health", health)
     metrics_endpoint.setup(app)  # GET /-/metrics, anonymous like /-/ping
     routes_auth.install(app)
     routes_admin.setup(app)
+    routes_policy.setup(app)  # /-/tarhold/policy: run-time block/allow rules
     api_docs.setup(app)
     bootstrap.setup(app)  # reads TARHOLD_ADMIN_*; creates the first admin once storage is open
     search.setup(app)
@@ -214,6 +221,18 @@ async def mirror_ctx(app: web.Application) -> AsyncIterator[None]:
         yield
     finally:
         await mirror.close()
+
+
+async def policy_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The run-time policy rules, loaded before the first request and kept up to date."""
+    policy, database = app[PACKAGES].policy, app[DATABASE]
+    await policy.reload(database)
+    watcher = asyncio.ensure_future(policy.watch(database))
+    try:
+        yield
+    finally:
+        watcher.cancel()
+        await asyncio.gather(watcher, return_exceptions=True)
 
 
 async def storage_ctx(app: web.Application) -> AsyncIterator[None]:

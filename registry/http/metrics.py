@@ -131,6 +131,18 @@ class Metrics:
             " (an AWS error code such as SlowDown or ThrottlingException, or ReadTimeoutError...).",
             ["backend", "operation", "reason"],
         )
+        self.policy_refused = Counter(
+            "tarhold_policy_refused_total",
+            "Version and tarball requests refused (403) by the mirror policy, by reason: block,"
+            " quarantine (min_age), freeze (freeze_before), unknown_age, deprecated.",
+            ["reason"],
+        )
+        self.policy_hidden = Gauge(
+            "tarhold_policy_hidden_versions",
+            "Versions the mirror policy hides or replaces now, by reason, over the packages each"
+            " process served lately (summed over workers).",
+            ["reason"], multiprocess_mode="livesum",
+        )
         self._uplink_children: dict[tuple[str, str], Any] = {}
         self.batch = RequestBatch(self)
 

@@ -248,7 +248,7 @@ def npm_paths() -> dict[str, Schema]:
 
 def tarhold_paths() -> dict[str, Schema]:
     admin: dict[str, Any] = {"security": ADMIN_SECURITY, "description": ADMIN_NOTE}
-    users, tokens = "/-/tarhold/users", "/-/tarhold/tokens"
+    users, tokens, policy = "/-/tarhold/users", "/-/tarhold/tokens", "/-/tarhold/policy"
     return {
         "/-/openapi.json": {"get": op("openapi", "registry", "This document", {
             "200": json_response("OpenAPI 3.1", {"type": "object"})}, security=PUBLIC)},
@@ -284,6 +284,16 @@ def tarhold_paths() -> dict[str, Schema]:
         f"{tokens}/{{user}}/{{key}}": {"delete": op("adminRevokeToken", "admin", "Revoke a token", {
             "200": json_response("revoked", "AdminTokenRevoked")}, params=["user", "key"],
             errors=("BadRequest", "Unauthorized", "Forbidden", "NotFound"), **admin)},
+        policy: {
+            "get": op("adminListPolicyRules", "admin", "List the mirror policy's run-time rules", {
+                "200": json_response("every run-time rule", "PolicyRuleList")}, errors=("Unauthorized", "Forbidden"), **admin),
+            "post": op("adminAddPolicyRule", "admin", "Block or allow versions on every instance within seconds", {
+                "201": json_response("the rule", "PolicyRule")}, body=json_body(ref("PolicyRuleCreate")),
+                errors=("BadRequest", "Unauthorized", "Forbidden", "Conflict"), **admin),
+        },
+        f"{policy}/{{id}}": {"delete": op("adminRemovePolicyRule", "admin", "Remove a run-time rule", {
+            "200": json_response("removed", "PolicyRuleRemoved")}, params=["id"],
+            errors=("Unauthorized", "Forbidden", "NotFound"), **admin)},
     }
 
 

@@ -163,6 +163,22 @@ SCHEMAS: dict[str, Schema] = {
     }, required=("user",)),
     "AdminTokenCreated": {"allOf": [ref("AdminToken"), obj({"token": {"type": "string", "description": "the token, shown this once"}}, open_=True)]},
     "AdminTokenRevoked": obj({"ok": BOOL, "user": STR, "key": STR}),
+    "PolicyRuleCreate": obj({
+        "kind": {"enum": ["block", "allow"]},
+        "package": {"type": "string", "description": "a package name, or a glob like `left-pad-*`"},
+        "scope": {"type": "string", "description": "every package of a scope: `@acme`"},
+        "versions": {"type": "string", "description": "an npm semver range; absent: every version", "examples": [">=4.17.21 <4.17.23"]},
+        "reason": {"type": "string", "maxLength": 500, "description": "shown in the 403 a client gets"},
+        "expires": {"type": "string", "description": "a lifetime (30d, 12h) or a date (2030-01-31)", "examples": ["30d"]},
+        "strategy": {"enum": ["remove", "replace"], "description": "block rules: hide the versions, or serve the newest older release under their numbers"},
+    }, required=("kind",)),
+    "PolicyRule": obj({
+        "id": STR, "kind": {"enum": ["block", "allow"]}, "package": STR, "scope": STR, "versions": STR, "reason": STR,
+        "expires": DATE, "strategy": STR, "source": {"enum": ["runtime", "osv"]}, "by": STR, "created": DATE,
+        "advisory": STR, "advisory_modified": STR,
+    }, required=("id", "kind", "source")),
+    "PolicyRuleList": obj({"rules": {"type": "array", "items": ref("PolicyRule")}, "total": INT}, required=("rules", "total")),
+    "PolicyRuleRemoved": obj({"ok": BOOL, "id": STR}),
 }
 
 
@@ -187,6 +203,7 @@ PARAMETERS: dict[str, Schema] = {
     "token": path_param("token", "the token to revoke (npm logout sends its own)"),
     "session": path_param("session", "the login session id from loginUrl / doneUrl"),
     "file": path_param("file", "a file of the docs page: `docs.css`"),
+    "id": path_param("id", "a policy rule id, from the rule list (`r-1a2b3c4d`, `osv-MAL-2025-1234`)"),
 }
 
 

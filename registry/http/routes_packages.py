@@ -14,7 +14,13 @@ import orjson
 from aiohttp import web
 
 from registry.domain.access import Action
-from registry.domain.errors import BadRequest, MethodNotAllowed, NotFoundError
+from registry.domain.errors import (
+    BadRequest,
+    MethodNotAllowed,
+    NotFoundError,
+    RegistryError,
+)
+from registry.domain.mirror_policy import UNCHANGED
 from registry.domain.names import validate_package_name
 from registry.domain.packages import ABBREVIATED, FULL, Current, Rendered
 from registry.domain.packument_views import manifest_for
@@ -85,13 +91,26 @@ async def resolve(request: web.Request, name: str, rule: PackageRule) -> Current
     return await request.app[MIRROR].packument(name, rule.proxy, request.headers.get("Via", ""))
 
 
+def writes_back(request: web.Request, name: str) -> bool:
+    """`GET /{name}?write=true` by someone who may publish it: npm will PUT the document
+    back (deprecate, dist-tag, unpublish), so it gets every stored version, unfiltered."""
+    if "write" not in request.query or not request.app[PACKAGES].policy.active:
+        return False
+    try:
+        authorize(request, name, Action.PUBLISH)
+    except RegistryError:
+        return False
+    return True
+
+
 async def get_packument(request: web.Request, name: str) -> web.StreamResponse:
     rule = authorize(request, name, Action.READ).rule
     packages = request.app[PACKAGES]
     variant = ABBREVIATED if wants_abbreviated(request) and "write" not in request.query else FULL
     content_type = ABBREVIATED if variant == ABBREVIATED else "application/json"
     base = cached_base_url(request)
-    hot = packages.hot(name, base, variant)
+    unfiltered = writes_back(request, name)
+    hot = None if unfiltered else packages.hot(name, base, variant)
     if hot is not None:
         rendered, uplink = hot
         if uplink is not None:
@@ -100,8 +119,10 @@ async def get_packument(request: web.Request, name: str) -> web.StreamResponse:
         current = await resolve(request, name, rule)
         if current is None:
             raise NotFoundError(f"package {name} not found")
-        rendered = await packages.render(name, current, base, variant)
-        packages.served(name, current, request.app[MIRROR].fresh_for(name, current))
+        view = UNCHANGED if unfiltered else await packages.view(name, current)
+        rendered = await packages.render(name, current, base, variant, view)
+        if not unfiltered:
+            packages.served(name, current, request.app[MIRROR].fresh_for(name, current), view)
     # Only a package that exists is recorded (for `tarhold gc`; never waits):
     # requests for random names must not grow the database.
     note_access(request, name)
@@ -114,7 +135,9 @@ async def get_manifest(request: web.Request, name: str, spec: str) -> web.Stream
     current = await resolve(request, name, rule)
     if current is None:
         raise NotFoundError(f"package {name} not found")
-    rendered = await packages.render(name, current, base_url(request), FULL)
+    view = await packages.view(name, current)
+    packages.policy.check_version(name, spec, view, who=request.get("user"))
+    rendered = await packages.render(name, current, base_url(request), FULL, view)
     manifest = manifest_for(orjson.loads(rendered.body), spec)
     if manifest is None:
         raise NotFoundError(f"version or tag {spec} of {name} not found")

@@ -37,7 +37,7 @@ async def get_tarball(request: web.Request, name: str, filename: str) -> web.Str
     permit = authorize(request, name, Action.READ)
     answer = await find_tarball(
         request.app[PACKAGES], request.app[MIRROR], name, filename,
-        permit.rule.proxy, request.headers.get("Via", ""),
+        permit.rule.proxy, request.headers.get("Via", ""), who=request.get("user"),
     )
     note_access(request, name)  # found (for `tarhold gc`; never waits)
     return await tarball_response(request, answer, name, filename)

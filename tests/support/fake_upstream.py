@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from types import TracebackType
 from typing import Any, Self
 
@@ -39,6 +40,7 @@ from tests.support.fake_upstream_docs import (
     PackageRecord,
     build_version,
     highest_stable,
+    iso,
     tarball_filename,
 )
 from tests.support.fake_upstream_serving import (
@@ -155,6 +157,16 @@ class FakeUpstream(UpstreamServing):
         versions_times = {key: value for key, value in record.times.items() if key not in ("created", "modified")}
         record.times = {"created": record.times["created"], "modified": record.times["modified"], **versions_times}
         self._packages[name] = record
+        self._rendered.pop(name, None)
+
+    def set_published(self, name: str, version: str, moment: datetime | None) -> None:
+        """Say `version` was published at `moment` (None: no `time` entry at all)."""
+        record = self._packages[name]
+        if moment is None:
+            record.times.pop(version, None)
+        else:
+            record.times[version] = iso(moment)
+        record.revision += 1
         self._rendered.pop(name, None)
 
     def remove_package(self, name: str) -> None:
