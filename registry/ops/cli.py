@@ -1,4 +1,4 @@
-"""The `tarhold` command: serve, init, warm, user, token."""
+"""The `tarhold` command: serve, init, warm, user, token, import, gc, policy."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from pathlib import Path
 from registry.http.logs import configure_logging
 from registry.ops.cli_admin import add_parsers as add_admin_parsers
 from registry.ops.cli_ops import add_parsers as add_ops_parsers
+from registry.ops.cli_policy import add_policy_parsers
 from registry.ops.init import cmd_init
 from registry.ops.serve import cmd_serve
 from registry.ops.settings import CONFIG_ENV, config_from_args
@@ -66,6 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_admin_parsers(sub)  # user add|list|remove|passwd, token create|list|revoke
     add_ops_parsers(sub)  # import verdaccio, gc
+    add_policy_parsers(sub)  # policy block|allow|list|rm|import-osv
     return parser
 
 
