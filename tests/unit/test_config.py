@@ -262,6 +262,7 @@ def test_the_example_config_mentions_every_option() -> None:
         "packages", "access", "publish", "unpublish", "max_body_size", "url_prefix", "public_url",
         "log", "format", "level", "max_users", "abort_multipart_after", "server", "header_timeout",
         "max_connections_per_address", "keepalive_timeout", "drain_timeout", "maxAttempts", "retryMode",
-        "connectTimeout", "readTimeout",
+        "connectTimeout", "readTimeout", "policy", "min_age", "freeze_before", "unknown_age", "applies_to",
+        "strategy", "exclude_deprecated", "block", "allow", "filters",
     ]:
         assert f"{option}:" in text, option
