@@ -16,6 +16,7 @@ from aiohttp import web
 from registry.domain.access import Action
 from registry.domain.clock import now_iso
 from registry.domain.errors import BadRequest, Forbidden, NotFoundError
+from registry.domain.mirror_policy import shown_doc
 from registry.domain.names import parse_tarball_filename, validate_package_name
 from registry.domain.packages import Packages, is_mirrored
 from registry.domain.packument import UpdateResult
@@ -218,7 +219,9 @@ async def dist_tags(request: web.Request) -> web.StreamResponse:
         current = await packages.read_live(name)
         if current is None:
             raise NotFoundError(f"package {name} not found")
-        return web.json_response(current.doc.get("dist-tags", {}))
+        # The tags the mirror policy shows: never one pointing at a hidden version.
+        shown = shown_doc(await packages.view(name, current), current)
+        return web.json_response(shown.get("dist-tags", {}))
     if request.method == "PUT" and tag is not None:
         return await _set_tags(request, name, {tag: await _tag_version(request)})
     if request.method == "POST" and tag is None:

@@ -201,3 +201,9 @@ async def test_replace_serves_the_older_release_under_the_blocked_number(
     status, message = await error_of(client, "/chalk/-/chalk-5.0.1.tgz")
     assert status == 403 and "bad build" in message
     assert (await client.get("/chalk/-/chalk-5.0.0.tgz")).status == 200
+
+
+async def test_the_dist_tags_endpoint_shows_the_re_pointed_tags(client: TestClient) -> None:
+    await client.get("/lodash")  # mirrored now
+    tags = await (await client.get("/-/package/lodash/dist-tags")).json()
+    assert tags == {"latest": "4.17.20"}
