@@ -22,7 +22,7 @@ from registry.domain.errors import (
 )
 from registry.domain.mirror_policy import UNCHANGED
 from registry.domain.names import validate_package_name
-from registry.domain.packages import ABBREVIATED, FULL, Current, Rendered
+from registry.domain.packages import ABBREVIATED, FULL, Current, Rendered, is_mirrored
 from registry.domain.packument_views import manifest_for
 from registry.domain.rules import PackageRule
 from registry.http import routes_changes as changes
@@ -119,6 +119,8 @@ async def get_packument(request: web.Request, name: str) -> web.StreamResponse:
         current = await resolve(request, name, rule)
         if current is None:
             raise NotFoundError(f"package {name} not found")
+        # Only a package published here is written back; a mirrored one is the uplink's.
+        unfiltered = unfiltered and not is_mirrored(current.doc)
         view = UNCHANGED if unfiltered else await packages.view(name, current)
         rendered = await packages.render(name, current, base, variant, view)
         if not unfiltered:

@@ -207,3 +207,9 @@ async def test_the_dist_tags_endpoint_shows_the_re_pointed_tags(client: TestClie
     await client.get("/lodash")  # mirrored now
     tags = await (await client.get("/-/package/lodash/dist-tags")).json()
     assert tags == {"latest": "4.17.20"}
+
+
+async def test_the_write_view_of_a_mirrored_package_stays_filtered(client: TestClient) -> None:
+    alice = await add_user(client, "alice")
+    doc = await (await client.get("/lodash?write=true", headers=bearer(alice))).json()
+    assert "4.17.21" not in doc["versions"]
