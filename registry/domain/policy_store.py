@@ -89,7 +89,7 @@ def rule_item(
     try:
         expires = expiry_of(raw.pop("expires", None), now)
         if expires is not None:
-            raw["expires"] = expires.isoformat().replace("+00:00", "Z")
+            raw["expires"] = expires.replace(microsecond=0).isoformat().replace("+00:00", "Z")
         parse_rule("rule", raw, kind=kind, rule_id=rule_id, source=source)
     except ConfigError as exc:
         raise BadRequest(f"invalid rule: {exc.key}: {exc.problem}") from None
@@ -124,28 +124,28 @@ async def load_rules(db: RegistryDatabase) -> list[Rule]:
     return [rule for item in await list_rule_items(db) if (rule := rule_of(item)) is not None]
 
 
+def _ttl(item: dict[str, Any]) -> int | None:
+    """The database TTL of an expiring rule: a day after it stops (it is inert by then)."""
+    expires = item.get("expires")
+    return int(parse_moment("expires", expires).timestamp()) + 86400 if expires else None
+
+
 async def put_rule(db: RegistryDatabase, item: dict[str, Any], *, announce: bool = True) -> None:
     """Store (or replace) one rule item and, unless told not to, tell every instance."""
-    expires = item.get("expires")
-    ttl = int(parse_moment("expires", expires).timestamp()) + 86400 if expires else None
-    await db.put(POLICY_PK, item["id"], item, expires=ttl)
+    await db.put(POLICY_PK, item["id"], item, expires=_ttl(item))
     if announce:
         await announce_change(db)
 
 
-async def add_rule(db: RegistryDatabase, item: dict[str, Any]) -> dict[str, Any]:
-    """Store a new rule; 409 when its id is taken, 400 when the store is full."""
-    count = 0
-    async for _ in db.query(POLICY_PK):
-        count += 1
-        if count >= MAX_RULES:
-            raise BadRequest(f"the policy holds {MAX_RULES} rules already; remove some first")
+async def add_rule(db: RegistryDatabase, item: dict[str, Any], *, held: int) -> dict[str, Any]:
+    """Store a new rule; 409 when its id is taken, 400 when `held` (the rules the caller
+    knows of: the process's loaded set, not a count of a table that may hold many) is full."""
+    if held >= MAX_RULES:
+        raise BadRequest(f"the policy holds {MAX_RULES} rules already; remove some first")
     try:
-        await db.put(POLICY_PK, item["id"], item, if_absent=True)
+        await db.put(POLICY_PK, item["id"], item, if_absent=True, expires=_ttl(item))
     except Conflict:
         raise ConflictError(f"a policy rule with id {item['id']} exists") from None
-    if item.get("expires"):
-        await put_rule(db, item, announce=False)  # with its TTL
     await announce_change(db)
     return item
 
@@ -171,3 +171,15 @@ async def current_stamp(db: RegistryDatabase) -> str:
         return str((await db.get(STAMP_PK, STAMP_SK)).get("stamp", ""))
     except NotFound:
         return ""
+
+
+def describe(item: dict[str, Any]) -> str:
+    """`lodash@>=4.17.21 (compromised release) until ...`: a rule's target, range, reason and end."""
+    text = str(item.get("package") or item.get("scope") or "?")
+    if item.get("versions"):
+        text += f"@{item['versions']}"
+    if item.get("reason"):
+        text += f" ({item['reason']})"
+    if item.get("expires"):
+        text += f" until {item['expires']}"
+    return text

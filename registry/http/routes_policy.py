@@ -13,7 +13,6 @@ process within the policy poll (2 s). Every change is logged with who made it.
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from aiohttp import web
 
@@ -21,6 +20,7 @@ from registry.domain.errors import BadRequest
 from registry.domain.policy_store import (
     RULE_FIELDS,
     add_rule,
+    describe,
     list_rule_items,
     remove_rule,
     rule_item,
@@ -48,7 +48,7 @@ async def post_rule(request: web.Request) -> web.Response:
         raise BadRequest('kind must be "block" or "allow"')
     policy = request.app[PACKAGES].policy
     item = rule_item(body, kind=kind, by=identity.user, now=policy.clock())
-    await add_rule(request.app[DATABASE], item)
+    await add_rule(request.app[DATABASE], item, held=len(policy.runtime.rules))
     LOG.warning("policy: %s added %s rule %s: %s", identity.user, kind, item["id"], describe(item),
                 extra={"rule": item["id"], "user": identity.user})
     await policy.reload(request.app[DATABASE])
@@ -62,18 +62,6 @@ async def delete_rule(request: web.Request) -> web.Response:
                 extra={"rule": item["id"], "user": identity.user})
     await request.app[PACKAGES].policy.reload(request.app[DATABASE])
     return json_response({"ok": True, "id": item["id"]})
-
-
-def describe(item: dict[str, Any]) -> str:
-    """`lodash@>=4.17.21 (compromised release)`: a rule's target, range and reason in one line."""
-    text = str(item.get("package") or item.get("scope") or "?")
-    if item.get("versions"):
-        text += f"@{item['versions']}"
-    if item.get("reason"):
-        text += f" ({item['reason']})"
-    if item.get("expires"):
-        text += f" until {item['expires']}"
-    return text
 
 
 def setup(app: web.Application) -> None:

@@ -30,6 +30,7 @@ from typing import Any
 from registry.domain.errors import BadRequest
 from registry.domain.policy_store import (
     add_rule,
+    describe,
     list_rule_items,
     remove_rule,
     rule_item,
@@ -67,20 +68,14 @@ def who() -> str:
         return "cli"
 
 
-def describe(item: dict[str, Any]) -> str:
-    text = str(item.get("package") or item.get("scope") or "")
-    return f"{text}@{item['versions']}" if item.get("versions") else text
-
-
 async def add(db: RegistryDatabase, args: argparse.Namespace) -> int:
     spec = {**parse_target(args.target), "reason": args.reason, "expires": args.expires}
     if args.kind == "block":
         spec["strategy"] = args.strategy
     item = rule_item(spec, kind=args.kind, by=who(), now=datetime.now(UTC))
-    await add_rule(db, item)
+    await add_rule(db, item, held=len(await list_rule_items(db)))
     print(item["id"])
-    until = f" until {item['expires']}" if item.get("expires") else ""
-    print(f"{args.kind}ed {describe(item)}{until}", file=sys.stderr)
+    print(f"{args.kind}ed {describe(item)}", file=sys.stderr)
     return 0
 
 

@@ -42,7 +42,7 @@ def test_block_list_and_remove_a_rule_by_hand(storage: Path) -> None:
     block = tarhold(storage, "policy", "block", "@acme/ui@>=2.0.0 <2.0.3", "--reason", "bad release",
                     "--expires", "30d", "--strategy", "replace")
     rule_id = ok(block).strip()
-    assert rule_id.startswith("r-") and "blocked @acme/ui@>=2.0.0 <2.0.3 until" in block.stderr
+    assert rule_id.startswith("r-") and "blocked @acme/ui@>=2.0.0 <2.0.3 (bad release) until" in block.stderr
     scope_id = ok(tarhold(storage, "policy", "allow", "@acme", "--reason", "ours")).strip()
 
     listing = ok(tarhold(storage, "policy", "list"))

@@ -140,7 +140,7 @@ async def test_rules_round_trip_through_the_database_and_change_the_stamp(tmp_pa
     try:
         assert await current_stamp(db) == ""
         item = rule_item({"scope": "@evil", "reason": "typosquats"}, kind="block", by="ops", now=datetime.now(UTC))
-        await add_rule(db, item)
+        await add_rule(db, item, held=0)
         stamp = await current_stamp(db)
         assert stamp
         [rule] = await load_rules(db)
