@@ -9,6 +9,13 @@ Who sees what: a package shows — in the list, in search, on its page —
 only when the `packages:` rule's `access` (and the token's grants) let the
 visitor read it, exactly as `GET /{name}` decides. A private package is
 "not found" to everyone else, never "forbidden": its name stays hidden.
+The mirror policy holds here as in the packument: a page lists the versions
+and dist-tags `GET /{name}` shows, search and the front page name the latest
+version it shows (and leave out a package it hides entirely), and a
+`?version=` it hides is a 404 saying why. An admin (the admin API's test:
+`admin: true`, and a credential that may read users) also sees the hidden
+versions on a package's page, each marked quarantined, blocked, hidden or
+replaced, with the refusal a client gets.
 
 Signing in: the form checks the user's password and creates a real tarhold
 token for the session — read-only, named "web session", expiring after
@@ -32,18 +39,23 @@ from urllib.parse import urlencode, urlsplit
 
 from aiohttp import web
 
+from registry.domain.access import grant_allows
 from registry.domain.errors import RegistryError, TooManyRequests
-from registry.domain.search import parse_query, ranked
+from registry.domain.mirror_policy import shown_doc
+from registry.domain.packument_views import manifest_for
+from registry.domain.policy import Verdict, refusal
+from registry.domain.search import judged, parse_query, ranked, shown_entries
 from registry.domain.summaries import clean_entry
 from registry.domain.users import (
     create_token,
+    get_user,
     lookup_token,
     revoke_token,
     token_hash,
     valid_user_name,
 )
 from registry.http.access import may_see
-from registry.http.appkeys import CONFIG, DATABASE, MIRROR
+from registry.http.appkeys import CONFIG, DATABASE, MIRROR, PACKAGES
 from registry.http.auth import SESSION_COOKIE, caches, identity_of
 from registry.http.bodies import read_form
 from registry.http.sign_in import checked_password
@@ -54,9 +66,11 @@ from registry.http.web_pages import (
     home_body,
     layout,
     login_body,
+    missing_version_body,
     not_found_body,
     package_body,
     package_view,
+    policy_marks,
     search_body,
     signed_in_body,
 )
@@ -149,21 +163,31 @@ async def home(request: web.Request) -> web.Response:
     """The front page: the search box (in the frame) and recently published local packages."""
     entries = [e for e in await readable_entries(request) if e.get("local")]
     entries.sort(key=lambda e: str(e.get("modified") or e.get("date") or ""), reverse=True)
-    return html_page(request, "", home_body(entries[:RECENT], prefix_of(request)))
+    recent: list[dict[str, Any]] = []
+    # As the policy shows them (a package it hides entirely is left out), judged a page at a time.
+    for start in range(0, len(entries), RECENT):
+        recent += await shown_entries(request.app[PACKAGES], entries[start:start + RECENT])
+        if len(recent) >= RECENT:
+            break
+    return html_page(request, "", home_body(recent[:RECENT], prefix_of(request)))
 
 
 async def search_page(request: web.Request) -> web.Response:
-    """Search by name, description and keywords, ranked as `/-/v1/search` ranks them."""
+    """Search by name, description and keywords, ranked (and judged by the mirror policy)
+    as `/-/v1/search` ranks them."""
     query = request.query.get("q", "").strip()[:MAX_QUERY]
     words, _ = parse_query(query)
     hits = ranked(await readable_entries(request), words) if words else []
+    if hits and request.app[PACKAGES].policy.active:
+        hits = await judged(request.app[PACKAGES], hits, words, MAX_RESULTS)
     entries = [entry for _, entry in hits[:MAX_RESULTS]]
     body = search_body(query, entries, len(hits), prefix_of(request))
     return html_page(request, f"Search: {query}" if query else "Search", body, query=query)
 
 
 async def detail(request: web.Request) -> web.Response:
-    """A package's page: the shown version (`?version=`, default latest), readme, versions, tags."""
+    """A package's page: the shown version (`?version=`, default latest), readme, versions, tags;
+    a version or tag the package does not show is a 404 page."""
     name = request.match_info["name"]
     rule = may_see(request, name) if is_readable_name(name) else None
     current = None
@@ -176,9 +200,37 @@ async def detail(request: web.Request) -> web.Response:
             return html_page(request, "Not available", body, status=exc.status)
     if current is None:
         return not_found(request, name)
-    view = package_view(current.doc, request.query.get("version") or None)
-    body = package_body(view, prefix_of(request), base_url(request))
+    # What `GET /{name}` shows; an admin also sees what the policy hides, marked.
+    view = await request.app[PACKAGES].view(name, current)
+    doc, marks = shown_doc(view, current), {}
+    if view.verdict.changed and await is_admin(request):
+        marks = policy_marks(name, view.verdict)
+        doc = {**doc, "versions": current.doc.get("versions"), "time": current.doc.get("time")}
+    wanted = request.query.get("version") or None
+    if wanted is not None and manifest_for(dict(doc), wanted) is None:
+        return missing_version(request, name, wanted, view.verdict)
+    page = package_view(doc, wanted, marks)
+    body = package_body(page, prefix_of(request), base_url(request))
     return html_page(request, name, body)
+
+
+async def is_admin(request: web.Request) -> bool:
+    """Whether the visitor is an admin whose credential may read the admin API (routes_admin.require_admin)."""
+    identity = identity_of(request)
+    if identity is None or not grant_allows(identity, "user", "*", write=False):
+        return False
+    profile = await get_user(request.app[DATABASE], identity.user)
+    return bool(profile and profile.get("admin"))
+
+
+def missing_version(request: web.Request, name: str, wanted: str, verdict: Verdict) -> web.Response:
+    """404 for a `?version=` the package does not show; the refusal when the policy hides it."""
+    reason = verdict.hidden.get(wanted) or verdict.hidden.get(wanted.strip().lstrip("=v").strip())
+    if reason is not None:
+        message = refusal(name, wanted, reason)
+    else:
+        message = f"{name} has no version or dist-tag {wanted}."
+    return html_page(request, "Not found", missing_version_body(name, message, prefix_of(request)), status=404)
 
 
 def not_found(request: web.Request, name: str) -> web.Response:

@@ -4,7 +4,8 @@ Every value that came from a package, a user or a request passes through
 `esc` (or, for readmes, web_readme's sanitizer) before it reaches the page.
 Links are built on the config's url_prefix, so the pages work under one.
 The pages need no script: search is a GET form, signing in and out are
-POST forms.
+POST forms. An admin's package page also lists the versions the mirror
+policy hides, each marked with the refusal a client gets (`Mark`).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from urllib.parse import quote, urlencode
 
 from registry.domain.packument import parse_version
 from registry.domain.packument_views import manifest_for
+from registry.domain.policy import Verdict, refusal
 from registry.http.web_readme import render_readme
 
 DEPENDENCY_KINDS = (
@@ -129,11 +131,36 @@ def search_body(query: str, entries: Sequence[Mapping[str, Any]], total: int, pr
 
 
 @dataclass(frozen=True)
+class Mark:
+    """What the mirror policy does to a version, for an admin: `blocked`, and the refusal text."""
+
+    label: str  # quarantined, blocked, hidden, replaced by 2.0.1
+    message: str
+    hidden: bool = True  # False: listed, with another version's manifest
+
+
+POLICY_LABELS = {"block": "blocked", "quarantine": "quarantined"}
+
+
+def policy_marks(name: str, verdict: Verdict) -> dict[str, Mark]:
+    """The mark of each version the policy hides or replaces."""
+    marks = {
+        version: Mark(POLICY_LABELS.get(reason.kind, "hidden"), refusal(name, version, reason))
+        for version, reason in verdict.hidden.items()
+    }
+    for version, replacement in verdict.replaced.items():
+        message = refusal(name, version, replacement.reason) + f"; clients get {replacement.by} in its place"
+        marks[version] = Mark(f"replaced by {replacement.by}", message, hidden=False)
+    return marks
+
+
+@dataclass(frozen=True)
 class VersionRow:
     version: str
     date: str | None
     tags: tuple[str, ...]
     deprecated: bool
+    mark: Mark | None = None
 
 
 @dataclass(frozen=True)
@@ -149,6 +176,7 @@ class PackageView:
     readme_filename: str | None
     modified: str | None
     dependencies: dict[str, dict[str, str]] = field(default_factory=dict)
+    mark: Mark | None = None  # the shown version's, on an admin's page
 
 
 def version_order(version: str) -> tuple[int, Any]:
@@ -156,8 +184,12 @@ def version_order(version: str) -> tuple[int, Any]:
     return (1, parsed) if parsed is not None else (0, version)
 
 
-def package_view(doc: Mapping[str, Any], wanted: str | None = None) -> PackageView:
-    """The page's data for `doc`; `wanted` a version or dist-tag (default: latest)."""
+def package_view(
+    doc: Mapping[str, Any], wanted: str | None = None, marks: Mapping[str, Mark] | None = None
+) -> PackageView:
+    """The page's data for `doc`; `wanted` a version or dist-tag (default: latest); `marks`
+    the policy's marks of versions in `doc` that clients do not get as themselves."""
+    marks = marks or {}
     versions = doc.get("versions") if isinstance(doc.get("versions"), dict) else {}
     tags = {str(k): str(v) for k, v in (doc.get("dist-tags") or {}).items() if isinstance(v, str)}
     times = doc.get("time") if isinstance(doc.get("time"), dict) else {}
@@ -165,7 +197,7 @@ def package_view(doc: Mapping[str, Any], wanted: str | None = None) -> PackageVi
     if manifest is None:
         latest = tags.get("latest")
         if latest not in versions:
-            ordered = sorted(versions, key=version_order)
+            ordered = sorted((v for v in versions if v not in marks or not marks[v].hidden), key=version_order)
             latest = ordered[-1] if ordered else None
         manifest = dict(versions[latest]) if latest is not None else {}
     shown = manifest.get("version") if manifest else None
@@ -176,7 +208,7 @@ def package_view(doc: Mapping[str, Any], wanted: str | None = None) -> PackageVi
         VersionRow(
             version=str(v), date=times.get(v) if isinstance(times.get(v), str) else None,
             tags=tuple(sorted(tags_of.get(v, []))),
-            deprecated=isinstance(m, dict) and bool(m.get("deprecated")),
+            deprecated=isinstance(m, dict) and bool(m.get("deprecated")), mark=marks.get(str(v)),
         )
         for v, m in sorted(versions.items(), key=lambda item: version_order(item[0]), reverse=True)
     )
@@ -193,7 +225,7 @@ def package_view(doc: Mapping[str, Any], wanted: str | None = None) -> PackageVi
         name=str(doc.get("name") or ""), version=shown, manifest=manifest, dist_tags=tags,
         versions=rows, readme=readme, readme_filename=filename if isinstance(filename, str) else None,
         modified=times.get("modified") if isinstance(times.get("modified"), str) else None,
-        dependencies=dependencies,
+        dependencies=dependencies, mark=marks.get(str(shown)) if shown is not None else None,
     )
 
 
@@ -214,6 +246,11 @@ def package_body(view: PackageView, prefix: str, registry: str) -> str:
            if view.version else "")
         + "</p>",
     ]
+    if view.mark is not None:
+        parts.append(
+            f'<div class="deprecated policy" role="alert"><strong>{esc(view.mark.label)}</strong>:'
+            f" {esc(view.mark.message)}</div>"
+        )
     if manifest.get("description"):
         parts.append(f'<p class="description">{esc(manifest["description"])}</p>')
     deprecated = manifest.get("deprecated")
@@ -295,6 +332,11 @@ def versions_table(view: PackageView, prefix: str) -> str:
         current = ' class="current"' if row.version == view.version else ""
         tags = "".join(f' <span class="badge">{esc(t)}</span>' for t in row.tags)
         flag = ' <span class="badge warn">deprecated</span>' if row.deprecated else ""
+        if row.mark is not None:
+            flag += (
+                f' <span class="badge warn" title="{esc(row.mark.message)}">{esc(row.mark.label)}</span>'
+                f'<br><small class="policy">{esc(row.mark.message)}</small>'
+            )
         rows.append(
             f'<tr{current}><td><a href="{esc(detail_path(prefix, view.name, row.version))}">'
             f"{esc(row.version)}</a>{tags}{flag}</td><td>{day(row.date)}</td></tr>"
@@ -327,6 +369,14 @@ def signed_in_body(user: str, prefix: str) -> str:
     return (
         f'<section class="login"><h1>Signed in</h1><p>You are signed in as <strong>{esc(user)}</strong>.</p>'
         f'<p><a href="{esc(prefix)}/">Browse packages</a></p></section>'
+    )
+
+
+def missing_version_body(name: str, message: str, prefix: str) -> str:
+    """A `?version=` the package does not show: missing, or hidden by the policy (`message` says which)."""
+    return (
+        f'<h1>Not found</h1><p>{esc(message)}</p>'
+        f'<p><a href="{esc(detail_path(prefix, name))}">See the versions of {esc(name)}</a></p>'
     )
 
 

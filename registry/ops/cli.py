@@ -31,11 +31,14 @@ def cmd_warm(args: argparse.Namespace) -> int:
         print(f"tarhold: {args.lockfile}: {exc}", file=sys.stderr)
         return 2
     summary = asyncio.run(warm(config, wanted, concurrency=args.concurrency, progress=not args.quiet))
+    for item, message in sorted(summary.skipped.items()):
+        print(f"skipped {item.name}@{item.version}: {message}")
     print(
         f"{len(wanted)} package versions: {summary['fetched']} fetched,"
-        f" {summary['cached']} already cached, {summary['failed']} failed"
+        f" {summary['cached']} already cached, {summary['failed']} failed,"
+        f" {summary['skipped']} skipped by policy"
     )
-    return 1 if summary["failed"] else 0
+    return 1 if summary["failed"] else 0  # a version the policy hides is not a failure
 
 
 def build_parser() -> argparse.ArgumentParser:

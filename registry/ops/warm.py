@@ -3,7 +3,11 @@ names into storage, so a wave of CI builds finds a warm registry.
 
 It runs in-process on the config's storage and uplinks (no server needed) and
 goes through the same mirror as requests do, so everything it stores was
-verified against the packument's integrity.
+verified against the packument's integrity. It holds the lockfile to the
+same mirror policy as requests (the config's `policy:` and the database's
+run-time rules): a version clients would be refused (quarantined, blocked,
+or replaced by another) is not downloaded, and the summary lists it with the
+refusal; a skip is not a failure.
 """
 
 from __future__ import annotations
@@ -18,11 +22,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
+from tqdm import tqdm
 
 from registry.config import Config
 from registry.domain.errors import RegistryError
+from registry.domain.mirror_policy import MirrorPolicy, View
 from registry.domain.names import tarball_filename
 from registry.domain.packages import Packages
+from registry.domain.policy import refusal
 from registry.domain.rules import rule_for, storage_folder
 from storage.backends import build_backends
 from storage.base import NotFound
@@ -101,25 +108,40 @@ def from_yarn_lock(text: str) -> Iterable[Wanted]:
             name = None
 
 
-async def warm(config: Config, wanted: list[Wanted], *, concurrency: int = 16, progress: bool = True) -> Counter[str]:
-    """Fetch what is missing; a Counter of fetched / cached / failed."""
+class Summary(Counter[str]):
+    """How many versions were fetched / cached / skipped / failed, and why each skipped one was."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.skipped: dict[Wanted, str] = {}  # the refusal a client would get
+
+
+class Skipped(Exception):
+    """The mirror policy hides this version from clients: it is not fetched."""
+
+
+async def warm(config: Config, wanted: list[Wanted], *, concurrency: int = 16, progress: bool = True) -> Summary:
+    """Fetch what is missing; a count of fetched / cached / skipped / failed."""
     store, database = build_backends(
         config.store.backend, path=config.store.path, section=config.store.section,
         folder=storage_folder(config.packages),
     )
     await store.open()
     await database.open()
-    packages = Packages(store, database)
+    policy = MirrorPolicy(config.policy)
+    packages = Packages(store, database, policy=policy)
     mirror = Mirror(packages, config.uplinks)
-    await mirror.start()
-    summary: Counter[str] = Counter()
-    bar = _progress_bar(len(wanted), progress)
+    summary = Summary()
+    bar = _NoBar()
     gate = asyncio.Semaphore(concurrency)
 
     async def one(item: Wanted) -> None:
         async with gate:
             try:
                 summary[await warm_one(packages, mirror, config, item)] += 1
+            except Skipped as exc:
+                summary["skipped"] += 1
+                summary.skipped[item] = str(exc)
             except (RegistryError, MirrorError, OSError) as exc:
                 summary["failed"] += 1
                 LOG.warning("%s@%s: %s", item.name, item.version, getattr(exc, "message", exc))
@@ -129,6 +151,9 @@ async def warm(config: Config, wanted: list[Wanted], *, concurrency: int = 16, p
             bar.update(1)
 
     try:
+        await policy.reload(database)  # the admins' run-time rules, as the server applies them
+        await mirror.start()
+        bar = _progress_bar(len(wanted), progress)
         await asyncio.gather(*(one(item) for item in wanted))
     finally:
         bar.close()
@@ -139,11 +164,17 @@ async def warm(config: Config, wanted: list[Wanted], *, concurrency: int = 16, p
 
 
 async def warm_one(packages: Packages, mirror: Mirror, config: Config, item: Wanted) -> str:
-    """"cached", "fetched" or "failed" for one package version."""
+    """"cached", "fetched" or "failed" for one package version; Skipped when the policy hides it."""
     rule = rule_for(config.packages, item.name)
     if rule is None:
         return "failed"
     filename = tarball_filename(item.name, item.version)
+    if packages.policy.active:
+        # Judged before the cache is looked at: a tarball stored before a rule came
+        # is refused to clients all the same, so it is not ready for them either.
+        current = await mirror.packument(item.name, rule.proxy)
+        if current is not None:
+            check_policy(item, filename, await packages.view(item.name, current))
     try:
         reader = await packages.store.open_tarball(item.name, filename)
         await reader.aclose()
@@ -162,6 +193,18 @@ async def warm_one(packages: Packages, mirror: Mirror, config: Config, item: Wan
     return "fetched"
 
 
+def check_policy(item: Wanted, filename: str, view: View) -> None:
+    """Raise Skipped when clients are refused `item` or its tarball (hidden, or replaced by another)."""
+    verdict = view.verdict
+    reason = verdict.hidden.get(item.version)
+    if reason is None and item.version in verdict.replaced:
+        reason = verdict.replaced[item.version].reason
+    if reason is None and filename in verdict.withheld_tarballs:
+        reason = verdict.withheld_tarballs[filename][1]
+    if reason is not None:
+        raise Skipped(refusal(item.name, item.version, reason))
+
+
 class _NoBar:
     def update(self, n: int) -> None: ...
 
@@ -171,6 +214,4 @@ class _NoBar:
 def _progress_bar(total: int, enabled: bool):  # type: ignore[no-untyped-def]
     if not enabled:
         return _NoBar()
-    from tqdm import tqdm
-
     return tqdm(total=total, unit="pkg", desc="warming", dynamic_ncols=True)
