@@ -43,6 +43,8 @@ from aiohttp.web_protocol import RequestHandler
 
 LOG = logging.getLogger(__name__)
 
+# How often the drain looks at the open connections again while it waits.
+RECHECK = 0.05
 REFUSAL = json.dumps({"error": "tarhold is shutting down; retry on another instance"}).encode()
 
 
@@ -114,7 +116,10 @@ class Drain:
             if not remaining or left <= 0 or self._hurry.is_set():
                 break
             self._closed.clear()
-            await _first_of(self._closed.wait(), self._hurry.wait(), timeout=left)
+            # Re-checked on a tick too: aiohttp drops a closed connection from
+            # `server.connections` only when its handler task ends, after
+            # `connection_lost` woke us, so the wake-up can come too early.
+            await _first_of(self._closed.wait(), self._hurry.wait(), timeout=min(left, RECHECK))
         elapsed = loop.time() - started
         if remaining:
             self.cut_off = len(remaining)
