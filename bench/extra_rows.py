@@ -1,4 +1,5 @@
-"""The rows `make bench` adds when it can: tarhold on S3 + DynamoDB, and a py-spy profile.
+"""The rows `make bench` adds when it can: tarhold on S3 + DynamoDB, a py-spy
+profile, and tarhold with a mirror policy against tarhold without.
 
 A mixin of `bench.run.Bench`: the methods use its servers, settings and rows.
 """
@@ -6,17 +7,20 @@ A mixin of `bench.run.Bench`: the methods use its servers, settings and rows.
 from __future__ import annotations
 
 import asyncio
+import json
 import shutil
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from bench.load import run_load
+from bench.policy_row import check_policy_applied, count_versions, policy_section
 from bench.procstat import tree_peak_rss_mb
-from bench.report import Check, Row, top_frames
-from bench.scenarios import RESULTS, S3_SCENARIOS, SCENARIOS, fetch, log
+from bench.report import Check, Row, median, top_frames
+from bench.scenarios import RESULTS, S3_SCENARIOS, SCENARIOS, Scenario, fetch, log
 from bench.servers import Server, start_tarhold
 from tests.support.aws_servers import (
     find_dynamodb_local,
@@ -26,9 +30,13 @@ from tests.support.aws_servers import (
     start_seaweedfs,
 )
 
+# What the policy rows repeat: the packuments the policy is applied to.
+POLICY_SCENARIOS = ("full", "abbreviated")
+POLICY_TARGET = 0.9  # the issue's: with a policy, at least 90% of the throughput without
+
 
 class ExtraRows:
-    """S3 + DynamoDB rows and the profile, for `Bench`."""
+    """S3 + DynamoDB rows, the profile and the policy rows, for `Bench`."""
 
     settings: Any
     workdir: Path
@@ -97,4 +105,66 @@ class ExtraRows:
         self.profile_files.append(str(summary))
         self.raw["profile_top"] = [{"frame": f, "samples": c, "share": sh} for f, c, sh in top]
 
-    # -- publish, workers, memory ------------------------------------------------------
+    # -- policy --------------------------------------------------------------------
+
+    def policy_rows(self) -> None:
+        """A second tarhold (own storage, same upstream) whose `policy:` hides some of
+        bench-full's versions (`bench.policy_row`), measured with each scenario's load,
+        runs interleaved with the policy-free tarhold (the reference column).
+        """
+        full = SCENARIOS[0]
+        plain = json.loads(fetch(self.tarhold.url + full.path, full.headers))
+        policy = policy_section(plain.get("time") or {}, datetime.now(UTC))
+        server = self.keep(start_tarhold(self.workdir / "tarhold-policy", self.workdir / "tarhold-policy" / "storage",
+                                         self.upstream.url, name="tarhold-policy", policy=policy))
+        try:
+            policed = json.loads(fetch(server.url + full.path, full.headers))
+            try:
+                hidden = check_policy_applied(plain, policed)
+            except RuntimeError as exc:
+                self.rows.append(Row(f"{full.label}, with a policy (ref: without)", full.unit,
+                                     checks=[Check("ref_min", POLICY_TARGET)], note=f"FAILED: {exc}"))
+                raise
+            log(f"policy: {len(hidden)} of {count_versions(plain)} versions of {full.path} hidden")
+            self.raw["policy"] = {"config": policy, "hidden": hidden}
+            for scenario in SCENARIOS:
+                if scenario.key in POLICY_SCENARIOS:
+                    self.guarded(f"{scenario.label} with a policy",
+                                 lambda scenario=scenario: self.policy_row(server, scenario))
+        finally:
+            self.started.remove(server)
+            server.stop()
+
+    def policy_row(self, server: Server, scenario: Scenario) -> None:
+        label = f"{scenario.label}, with a policy (ref: without)"
+        bodies = {name: fetch(url + scenario.path, scenario.headers)
+                  for name, url in (("policy", server.url), ("plain", self.tarhold.url))}
+        counts = {name: count_versions(json.loads(body)) for name, body in bodies.items()}
+        if not counts["policy"] < counts["plain"]:
+            self.rows.append(Row(label, scenario.unit, checks=[Check("ref_min", POLICY_TARGET)],
+                                 note=f"FAILED: {counts['policy']} versions served with the policy,"
+                                      f" {counts['plain']} without"))
+            raise RuntimeError(f"{scenario.label}: the policy hid nothing ({counts})")
+        rps: dict[str, list[float]] = {"policy": [], "plain": []}
+        cpu: dict[str, list[float]] = {"policy": [], "plain": []}
+        raw: dict[str, list[Any]] = {"policy": [], "plain": []}
+        errors: list[str] = []
+        pair = [("policy", server), ("plain", self.tarhold)]
+        for run in range(self.settings.runs):
+            # Each goes first every other run, so neither always follows the other's load.
+            for name, target in pair if run % 2 == 0 else pair[::-1]:
+                log(f"{scenario.label} with a policy: {target.name}, run {run + 1}/{self.settings.runs}")
+                result, per_request = self.measure(target, scenario.path, scenario.headers, scenario=scenario)
+                rps[name].append(result.rps)
+                if per_request is not None:
+                    cpu[name].append(per_request)
+                raw[name].append({**result.__dict__, "rps": result.rps, "cpu_ms_per_request": per_request})
+                if result.errors or not result.requests:
+                    errors.append(f"{target.name}: {result.errors} errors of {result.requests}")
+        self.raw[f"policy_{scenario.key}"] = raw
+        sizes = (f"{counts['policy']} of {counts['plain']} versions,"
+                 f" {len(bodies['policy']) // 1024} of {len(bodies['plain']) // 1024} KB")
+        self.rows.append(Row(label, scenario.unit, median(rps["policy"]), None, median(rps["plain"]), "without",
+                             [Check("ref_min", POLICY_TARGET)], note="; ".join([sizes, *errors])))
+        self.rows.append(Row("  server CPU per request", "ms", median(cpu["policy"]), None, median(cpu["plain"]),
+                             "without"))

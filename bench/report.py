@@ -1,4 +1,4 @@
-"""Rows of the benchmark's one table: medians, ratios, targets, formatting."""
+"""Rows of the benchmark's one table: medians, ratios, targets, formatting; which parts a run makes."""
 
 from __future__ import annotations
 
@@ -6,6 +6,18 @@ import statistics
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
+
+# What `BENCH_ROWS` can name: each a part of the run (see bench/README.md).
+ROW_GROUPS = ("npm", "http", "profile", "publish", "workers", "rss", "s3", "policy")
+
+
+def selected_rows(text: str | None) -> frozenset[str] | None:
+    """`BENCH_ROWS` (comma-separated parts, e.g. `policy` or `http,policy`) as a set; None: every part."""
+    names = frozenset(part.strip().lower() for part in (text or "").split(",") if part.strip())
+    unknown = sorted(names - set(ROW_GROUPS))
+    if unknown:
+        raise ValueError(f"BENCH_ROWS: unknown part(s) {', '.join(unknown)} (known: {', '.join(ROW_GROUPS)})")
+    return names or None
 
 
 def median(values: Sequence[float]) -> float | None:

@@ -30,7 +30,7 @@ from bench.load import LoadResult, run_load, wrk_available
 from bench.npm import InstallResult, NpmProject, install, npm_binary
 from bench.procstat import tree_cpu, tree_peak_rss_mb, wait_idle
 from bench.publish import publish_many
-from bench.report import Check, Row, format_table, median
+from bench.report import Check, Row, format_table, median, selected_rows
 from bench.scenarios import (
     RESULTS,
     SCENARIOS,
@@ -53,7 +53,7 @@ from bench.servers import (
 
 
 class Bench(ExtraRows):
-    def __init__(self, settings: Settings, workdir: Path) -> None:
+    def __init__(self, settings: Settings, workdir: Path, parts: frozenset[str] | None = None) -> None:
         self.settings = settings
         self.workdir = workdir
         self.started: list[Server] = []
@@ -65,6 +65,12 @@ class Bench(ExtraRows):
         self.memory_ref: Server | None = None
         self.files_ref: Server | None = None
         self.stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+        self.parts = parts  # BENCH_ROWS; None: every part
+        self.policy = env_flag("BENCH_POLICY", True)
+
+    def wants(self, part: str) -> bool:
+        """Whether `BENCH_ROWS` (unset: every part) asks for this part of the run."""
+        return self.parts is None or part in self.parts
 
     def keep(self, server: Server) -> Server:
         self.started.append(server)
@@ -90,36 +96,50 @@ class Bench(ExtraRows):
 
     def run(self) -> None:
         s = self.settings
-        log(f"settings: {s}")
+        log(f"settings: {s}, rows: {', '.join(sorted(self.parts)) if self.parts else 'all'},"
+            f" policy rows: {self.policy}")
         self.upstream = self.keep(start_upstream(self.workdir / "upstream", s.tree_size, s.huge_versions))
         log(f"fake upstream on {self.upstream.url}")
         self.tarhold = self.keep(start_tarhold(self.workdir / "tarhold", self.workdir / "tarhold" / "storage",
                                                self.upstream.url))
         self.verdaccio: Server | None = None
-        if s.verdaccio and verdaccio_installed():
+        compared = any(self.wants(part) for part in ("npm", "http", "publish", "rss"))  # rows with a V column
+        if compared and s.verdaccio and verdaccio_installed():
             self.verdaccio = self.keep(start_verdaccio_proxy(self.workdir / "verdaccio", self.upstream.url))
-        else:
+        elif compared:
             self.notes.append("Verdaccio not run (not installed or BENCH_VERDACCIO=0): no ratios")
         self.servers = [server for server in (self.tarhold, self.verdaccio) if server is not None]
 
-        if s.npm and npm_binary():
-            self.guarded("npm ci", self.npm_rows)
-        else:
-            self.notes.append("npm ci rows skipped (no npm or BENCH_NPM=0)")
-        self.guarded("warming", self.warm)
-        self.record_rss("warming (first GET of each scenario, through the upstream)", self.servers)
-        self.guarded("references", self.start_references)
-        for scenario in SCENARIOS:
-            self.guarded(scenario.label, lambda scenario=scenario: self.http_row(scenario))
-        if s.profile:
+        if self.wants("npm"):
+            if s.npm and npm_binary():
+                self.guarded("npm ci", self.npm_rows)
+            else:
+                self.notes.append("npm ci rows skipped (no npm or BENCH_NPM=0)")
+        if self.wants("http") or self.wants("s3"):
+            self.guarded("warming", self.warm)
+            self.record_rss("warming (first GET of each scenario, through the upstream)", self.servers)
+            self.guarded("references", self.start_references)
+        if self.wants("http"):
+            for scenario in SCENARIOS:
+                self.guarded(scenario.label, lambda scenario=scenario: self.http_row(scenario))
+        if s.profile and self.wants("profile"):
             self.guarded("profile", self.profile)
-        self.guarded("publish", self.publish_row)
-        self.guarded("workers", self.workers_row)
-        self.rss_row()
-        if s.s3:
-            self.guarded("S3 + DynamoDB", self.s3_rows)
-        else:
-            self.notes.append("S3 + DynamoDB rows skipped (BENCH_S3=0)")
+        if self.wants("publish"):
+            self.guarded("publish", self.publish_row)
+        if self.wants("workers"):
+            self.guarded("workers", self.workers_row)
+        if self.wants("policy"):
+            if self.policy:
+                self.guarded("policy", self.policy_rows)
+            else:
+                self.notes.append("policy rows skipped (BENCH_POLICY=0)")
+        if self.wants("rss"):
+            self.rss_row()
+        if self.wants("s3"):
+            if s.s3:
+                self.guarded("S3 + DynamoDB", self.s3_rows)
+            else:
+                self.notes.append("S3 + DynamoDB rows skipped (BENCH_S3=0)")
 
     # -- npm ci ------------------------------------------------------------------
 
@@ -324,7 +344,8 @@ class Bench(ExtraRows):
         path = RESULTS / f"{self.stamp}.json"
         document = {
             "time": self.stamp,
-            "settings": self.settings.__dict__,
+            "settings": {**self.settings.__dict__, "rows": sorted(self.parts) if self.parts else "all",
+                         "policy": self.policy},
             "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
             "load_generator": "wrk" if wrk_available() else "bench.load (aiohttp)",
             "rows": [row.as_json() for row in self.rows],
@@ -338,9 +359,10 @@ class Bench(ExtraRows):
 
 def main() -> int:
     settings = Settings.from_env()
+    parts = selected_rows(os.environ.get("BENCH_ROWS"))  # a typo stops here, before anything starts
     base = Path("/dev/shm") if Path("/dev/shm").is_dir() else None
     workdir = Path(tempfile.mkdtemp(prefix="tarhold-bench-", dir=base))
-    bench = Bench(settings, workdir)
+    bench = Bench(settings, workdir, parts)
     try:
         bench.guarded("the run", bench.run)
     finally:

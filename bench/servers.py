@@ -5,6 +5,7 @@ stopped by its own PID (see `tests.support.servers.ServerProcess`).
 from __future__ import annotations
 
 import shutil
+import socket
 import subprocess
 import sys
 import urllib.request
@@ -14,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from bench.reference import nginx_config
 from tests.support.servers import HOST, ROOT, ServerProcess, free_port
 from tests.support.verdaccio import find_verdaccio, start_verdaccio, verdaccio_config
 
@@ -42,7 +44,7 @@ class Server:
 
 
 def _get_ok(url: str) -> None:
-    with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 - loopback
+    with urllib.request.urlopen(url, timeout=5) as response:
         response.read()
 
 
@@ -58,15 +60,17 @@ def start_upstream(workdir: Path, tree_size: int, huge_versions: int) -> Server:
 
 def tarhold_workers_supported() -> bool:
     """Whether this tarhold has `serve --workers N`."""
-    done = subprocess.run([str(TARHOLD), "serve", "--help"], capture_output=True, text=True, timeout=30)
+    done = subprocess.run([str(TARHOLD), "serve", "--help"], check=False, capture_output=True, text=True, timeout=30)
     return "--workers" in done.stdout
 
 
 def start_tarhold(
     workdir: Path, storage: Path, upstream: str | None, *, name: str = "tarhold",
-    store_section: dict[str, Any] | None = None, workers: int | None = None,
+    store_section: dict[str, Any] | None = None, workers: int | None = None, policy: dict[str, Any] | None = None,
 ) -> Server:
-    """`tarhold serve` on `storage` (or on S3 + DynamoDB with `store_section`), proxying `upstream`."""
+    """`tarhold serve` on `storage` (or on S3 + DynamoDB with `store_section`), proxying `upstream`,
+    with `policy` as its `policy:` section when given.
+    """
     workdir.mkdir(parents=True, exist_ok=True)
     port = free_port()
     access: dict[str, Any] = {"access": "$all", "publish": "$authenticated", "unpublish": "$authenticated"}
@@ -80,6 +84,8 @@ def start_tarhold(
         access["proxy"] = "upstream"
         config["uplinks"] = {"upstream": {"url": upstream, "maxage": "10m", "timeout": "30s"}}
     config["packages"] = {"@*/*": dict(access), "**": dict(access)}
+    if policy is not None:
+        config["policy"] = policy
     if store_section is not None:
         config["store"] = {"aws-s3-storage": store_section}
     config_path = workdir / f"{name}.yaml"
@@ -117,8 +123,6 @@ def start_reference(workdir: Path, root: Path, *, from_files: bool = False) -> S
 
 
 def _probe(port: int) -> None:
-    import socket
-
     with socket.create_connection((HOST, port), timeout=2):
         pass
 
@@ -130,8 +134,6 @@ def nginx_binary() -> str | None:
 
 
 def start_nginx(workdir: Path, root: Path) -> Server | None:
-    from bench.reference import nginx_config
-
     binary = nginx_binary()
     if binary is None:
         return None

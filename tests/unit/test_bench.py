@@ -1,17 +1,30 @@
 """The benchmark harness's pure parts: /proc parsing, wrk output, medians,
-targets, the table, and the npm ci lockfile. No servers are started.
+targets, the table, the npm ci lockfile, the policy rows' config and check,
+and `BENCH_ROWS`. No servers are started.
 """
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
 import semver
 
-from bench.corpus import TREE_ROOT, _satisfies, lockfile, rewrite_resolved
+from bench.corpus import FULL, TREE_ROOT, _satisfies, lockfile, rewrite_resolved
 from bench.load import parse_size, parse_wrk
+from bench.policy_row import (
+    BLOCKED,
+    check_policy_applied,
+    count_versions,
+    policy_section,
+)
 from bench.procstat import parse_stat, parse_status_kb
-from bench.report import Check, Row, format_table, median, top_frames
+from bench.report import Check, Row, format_table, median, selected_rows, top_frames
+from registry.domain.policy import visible
+from registry.domain.policy_rules import parse_policy_section
 from tests.support.fake_upstream_docs import build_version
-from tests.support.fake_upstream_sets import tree_spec
+from tests.support.fake_upstream_sets import large_versions, tree_spec
 
 STAT = (
     "4242 (tar hold) (x) S 4000 4242 4242 0 -1 4194560 1234 0 0 0 "
@@ -120,3 +133,67 @@ def test_profile_top_counts_self_samples_of_the_top_frame():
     top = top_frames(raw)
     assert top[0] == ("write (a.py:1)", 40, 0.8)
     assert top[1][0] == "dumps (b.py:2)"
+
+
+# -- the policy rows --------------------------------------------------------------
+
+START = datetime(2023, 1, 2, 3, 4, 5, tzinfo=UTC)
+
+
+def corpus_like_document(count: int) -> dict[str, Any]:
+    """A packument shaped as the corpus gives bench-full: its version numbers, a minute apart."""
+    versions = list(large_versions(FULL, count))
+    times = {version: (START + timedelta(minutes=index)).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+             for index, version in enumerate(versions)}
+    return {
+        "name": FULL,
+        "dist-tags": {"latest": versions[-1]},
+        "versions": {version: {"name": FULL, "version": version} for version in versions},
+        "time": {"created": times[versions[0]], "modified": times[versions[-1]], **times},
+    }
+
+
+def test_policy_section_blocks_the_range_and_quarantines_the_newest_versions_now():
+    doc = corpus_like_document(130)
+    now = datetime(2026, 12, 7, 17, 0, tzinfo=UTC)
+    section = policy_section(doc["time"], now, quarantined=10)
+    assert section["**"]["block"] == [{"package": FULL, "versions": BLOCKED, "reason": "bench: a blocked range"}]
+    policy = parse_policy_section(section).policy_for(FULL)
+    verdict = visible(doc, policy, now, local=False)
+    blocked = {f"1.0.{patch}" for patch in range(10)}
+    newest = set(list(doc["versions"])[-10:])
+    assert set(verdict.hidden) == blocked | newest
+    assert sorted(check_policy_applied(doc, verdict.doc)) == sorted(blocked | newest)
+    assert count_versions(verdict.doc) == 130 - 20
+    # The boundary lies halfway between two publish times: the oldest held comes out after 30 s.
+    assert set(visible(doc, policy, now + timedelta(seconds=29), local=False).hidden) == blocked | newest
+    later = visible(doc, policy, now + timedelta(seconds=31), local=False)
+    assert len(set(later.hidden) - blocked) == 9
+    assert check_policy_applied(doc, later.doc)  # the newest stays hidden longest
+
+
+def test_policy_section_refuses_a_document_too_short_to_quarantine():
+    doc = corpus_like_document(3)
+    with pytest.raises(ValueError, match="too few"):
+        policy_section(doc["time"], datetime.now(UTC), quarantined=3)
+
+
+def test_policy_check_fails_loudly_when_the_policy_changed_nothing():
+    doc = corpus_like_document(130)
+    with pytest.raises(RuntimeError, match="hid nothing"):
+        check_policy_applied(doc, doc)
+    only_block = {**doc, "versions": {v: m for v, m in doc["versions"].items() if not v.startswith("1.0.")}}
+    with pytest.raises(RuntimeError, match="quarantine the newest"):
+        check_policy_applied(doc, only_block)
+    newest = list(doc["versions"])[-1]
+    only_age = {**doc, "versions": {v: m for v, m in doc["versions"].items() if v != newest}}
+    with pytest.raises(RuntimeError, match="block"):
+        check_policy_applied(doc, only_age)
+
+
+def test_bench_rows_names_parts_of_the_run():
+    assert selected_rows(None) is None and selected_rows(" , ") is None
+    assert selected_rows("policy") == {"policy"}
+    assert selected_rows("HTTP, policy") == {"http", "policy"}
+    with pytest.raises(ValueError, match="polcy"):
+        selected_rows("polcy")
