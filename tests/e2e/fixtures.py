@@ -372,3 +372,15 @@ def client_bin(tool: str) -> Path:
             pytrace=False,
         )
     return path
+
+
+def new_project(tmp_path: Path) -> tuple[Path, dict[str, str]]:
+    """An empty project and the environment for a client run in it."""
+    home = tmp_path / "home"
+    home.mkdir()
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "package.json").write_text(
+        json.dumps({"name": "e2e-consumer", "version": "0.0.0", "private": True}) + "\n"
+    )
+    return project, client_env(home)

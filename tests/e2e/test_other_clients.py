@@ -23,9 +23,9 @@ from tests.e2e.fixtures import (
     Result,
     TarholdServer,
     client_bin,
-    client_env,
     index_js,
     installed_file,
+    new_project,
     run_client,
     unique_name,
     write_package,
@@ -76,18 +76,6 @@ def no_lockfile_in_the_repo() -> Iterator[None]:
     yield
     after = {name for name in LOCKFILES if (ROOT / name).exists()}
     assert after <= before, f"a client wrote {sorted(after - before)} into {ROOT}"
-
-
-def new_project(tmp_path: Path) -> tuple[Path, dict[str, str]]:
-    """An empty project and the environment for a client run in it."""
-    home = tmp_path / "home"
-    home.mkdir()
-    project = tmp_path / "project"
-    project.mkdir()
-    (project / "package.json").write_text(
-        json.dumps({"name": "e2e-consumer", "version": "0.0.0", "private": True}) + "\n"
-    )
-    return project, client_env(home)
 
 
 def check_installed(project: Path, env: dict[str, str], published: Published) -> None:

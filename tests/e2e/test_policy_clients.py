@@ -36,8 +36,8 @@ from tests.e2e.fixtures import (
     TarholdServer,
     TarholdStorage,
     client_bin,
-    client_env,
     http_json,
+    new_project,
     run_client,
     start_tarhold,
 )
@@ -104,18 +104,6 @@ def mirror(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TarholdServer]:
             yield server
         finally:
             server.stop()
-
-
-def new_project(tmp_path: Path) -> tuple[Path, dict[str, str]]:
-    """An empty project and the environment for a client run in it."""
-    home = tmp_path / "home"
-    home.mkdir()
-    project = tmp_path / "project"
-    project.mkdir()
-    (project / "package.json").write_text(
-        json.dumps({"name": "e2e-consumer", "version": "0.0.0", "private": True}) + "\n"
-    )
-    return project, client_env(home)
 
 
 def installed_version(project: Path, name: str) -> str:

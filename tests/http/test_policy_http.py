@@ -22,20 +22,34 @@ NOW = datetime.now(UTC).replace(second=0, microsecond=0)
 ABBREVIATED = {"Accept": "application/vnd.npm.install-v1+json"}
 
 
-@pytest.fixture
-async def upstream() -> AsyncIterator[FakeUpstream]:
-    fake = FakeUpstream()
-    await fake.start()
-    # 4.17.20 is old; 4.17.21 (latest) came out an hour ago; 5.0.0-beta.1 five days ago.
+def add_policy_packages(fake: FakeUpstream) -> None:
+    """4.17.20 is old; 4.17.21 (latest) came out an hour ago; 5.0.0-beta.1 five days ago."""
     fake.add_package("lodash", ["4.17.20", "4.17.21", "5.0.0-beta.1"], latest="4.17.21")
     fake.set_published("lodash", "4.17.20", NOW - timedelta(days=400))
     fake.set_published("lodash", "4.17.21", NOW - timedelta(hours=1))
     fake.set_published("lodash", "5.0.0-beta.1", NOW - timedelta(days=5))
     fake.add_package("chalk", ["5.0.0", "5.0.1"])
+
+
+@pytest.fixture
+async def upstream() -> AsyncIterator[FakeUpstream]:
+    fake = FakeUpstream()
+    await fake.start()
+    add_policy_packages(fake)
     try:
         yield fake
     finally:
         await fake.stop()
+
+
+async def client_with_admin(
+    make_client: MakeClient, monkeypatch: pytest.MonkeyPatch, upstream: FakeUpstream, policy: Any
+) -> TestClient:
+    """An app with the fake upstream, `policy`, and the admin `admin` (ADMIN) from the environment."""
+    monkeypatch.setenv("TARHOLD_ADMIN_PASSWORD", ADMIN_PASSWORD)
+    monkeypatch.delenv("TARHOLD_ADMIN_TOKEN", raising=False)
+    monkeypatch.delenv("TARHOLD_ADMIN_USER", raising=False)
+    return await make_client(**policy_config(upstream, policy))
 
 
 def policy_config(upstream: FakeUpstream, policy: Any = None, **extra: Any) -> dict[str, Any]:
@@ -56,10 +70,7 @@ def policy_config(upstream: FakeUpstream, policy: Any = None, **extra: Any) -> d
 async def client(
     make_client: MakeClient, upstream: FakeUpstream, monkeypatch: pytest.MonkeyPatch
 ) -> TestClient:
-    monkeypatch.setenv("TARHOLD_ADMIN_PASSWORD", ADMIN_PASSWORD)
-    monkeypatch.delenv("TARHOLD_ADMIN_TOKEN", raising=False)
-    monkeypatch.delenv("TARHOLD_ADMIN_USER", raising=False)
-    return await make_client(**policy_config(upstream, {"**": {"min_age": "3d"}}))
+    return await client_with_admin(make_client, monkeypatch, upstream, {"**": {"min_age": "3d"}})
 
 
 def set_clock(client: TestClient, moment: datetime) -> None:

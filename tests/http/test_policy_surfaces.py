@@ -19,7 +19,15 @@ from tests.support.fake_upstream import FakeUpstream
 
 from .conftest import MakeClient
 from .packages import publish
-from .test_policy_http import ADMIN, ADMIN_PASSWORD, NOW, policy_config
+from .test_policy_http import (
+    ADMIN,
+    ADMIN_PASSWORD,
+    NOW,
+    add_policy_packages,
+    client_with_admin,
+    policy_config,
+)
+from .test_web import page
 from .users import PASSWORD, add_user
 
 CLEARS = (NOW - timedelta(hours=1) + timedelta(days=3)).strftime("%Y-%m-%dT%H:%MZ")
@@ -32,11 +40,7 @@ POLICY = {"**": {"min_age": "3d", "block": [{"package": "chalk", "reason": "typo
 async def upstream() -> AsyncIterator[FakeUpstream]:
     fake = FakeUpstream()
     await fake.start()
-    fake.add_package("lodash", ["4.17.20", "4.17.21", "5.0.0-beta.1"], latest="4.17.21")
-    fake.set_published("lodash", "4.17.20", NOW - timedelta(days=400))
-    fake.set_published("lodash", "4.17.21", NOW - timedelta(hours=1))
-    fake.set_published("lodash", "5.0.0-beta.1", NOW - timedelta(days=5))
-    fake.add_package("chalk", ["5.0.0", "5.0.1"])
+    add_policy_packages(fake)
     fake.add_package("chalk-fork", ["1.0.0"])
     try:
         yield fake
@@ -48,10 +52,7 @@ async def upstream() -> AsyncIterator[FakeUpstream]:
 async def client(
     make_client: MakeClient, upstream: FakeUpstream, monkeypatch: pytest.MonkeyPatch
 ) -> TestClient:
-    monkeypatch.setenv("TARHOLD_ADMIN_PASSWORD", ADMIN_PASSWORD)
-    monkeypatch.delenv("TARHOLD_ADMIN_TOKEN", raising=False)
-    monkeypatch.delenv("TARHOLD_ADMIN_USER", raising=False)
-    return await make_client(**policy_config(upstream, POLICY))
+    return await client_with_admin(make_client, monkeypatch, upstream, POLICY)
 
 
 async def sign_in(client: TestClient, user: str, password: str) -> str:
@@ -59,14 +60,6 @@ async def sign_in(client: TestClient, user: str, password: str) -> str:
     assert response.status == 303, await response.text()
     client.session.cookie_jar.clear()  # sent only where a test says so
     return SimpleCookie(response.headers["Set-Cookie"])["tarhold_session"].value
-
-
-async def page(client: TestClient, path: str, cookie: str | None = None, status: int = 200) -> str:
-    headers = {"Cookie": f"tarhold_session={cookie}"} if cookie else {}
-    response = await client.get(path, headers=headers, allow_redirects=False)
-    text = await response.text()
-    assert response.status == status, text
-    return text
 
 
 def listed_versions(text: str, name: str) -> list[str]:
