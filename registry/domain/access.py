@@ -38,6 +38,9 @@ class Identity:
     expires: int | None = None
     cidrs: tuple[str, ...] = ()
     rate_limit: int | None = None
+    # Made with `npm token create --bypass-2fa`: package writes need no one-time password
+    # (unless the package says `mfa=publish`).
+    bypass_2fa: bool = False
 
 
 class Action(Enum):

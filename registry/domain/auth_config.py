@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from storage.base import ConfigError
+from storage.options import parse_bool
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,8 @@ class AuthConfig:
     # the header from those peers and takes its last entry outside them.
     trust_forwarded_for: bool = False
     trusted_proxies: tuple[str, ...] = ()
+    # Every user must have two-factor auth on to publish, review stages or make tokens.
+    require_2fa: bool = False
 
 
 def parse_auth(raw: Any) -> AuthConfig:
@@ -51,6 +54,7 @@ def parse_auth(raw: Any) -> AuthConfig:
         max_users=max_users, htpasswd_file=htpasswd_file,
         rate_limit=parse_rate_limit(raw.get("rate_limit")),
         trust_forwarded_for=trust, trusted_proxies=proxies,
+        require_2fa=parse_bool("auth.require_2fa", raw.get("require_2fa", False)),
     )
 
 

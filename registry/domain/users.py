@@ -179,6 +179,7 @@ async def create_token(
     grants: Iterable[str] | None = None,
     expires: int | None = None,
     rate_limit: int | None = None,
+    bypass_2fa: bool = False,
 ) -> tuple[str, dict[str, Any]]:
     """A new token for `user`: (the token, shown once; its public record).
 
@@ -195,7 +196,7 @@ async def create_token(
     now = now_iso()
     limits: dict[str, Any] = {
         "readonly": readonly, "cidr_whitelist": cidrs, "grants": grant_list, "expires": expires,
-        "rate_limit": rate_limit,
+        "rate_limit": rate_limit, "bypass_2fa": bypass_2fa,
     }
     record: dict[str, Any] = {
         "key": key, "user": user, "name": name, "token_prefix": token[:TOKEN_PREFIX_CHARS],

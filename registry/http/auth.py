@@ -165,6 +165,7 @@ async def _bearer(request: web.Request, token: str) -> Identity:
         expires=int(expires) if isinstance(expires, (int, float)) else None,
         cidrs=tuple(cidrs or ()),
         rate_limit=own_rate_limit(record),
+        bypass_2fa=bool(record.get("bypass_2fa")),
     )
 
 

@@ -31,11 +31,13 @@ from aiohttp import web
 
 from registry.domain.clock import now_iso
 from registry.domain.errors import RegistryError
-from registry.domain.users import create_token, sign_in, valid_user_name
+from registry.domain.two_factor import state_of
+from registry.domain.users import create_token, get_user, sign_in, valid_user_name
 from registry.http.appkeys import CONFIG, DATABASE
 from registry.http.auth import caches
 from registry.http.bodies import read_form, read_object
 from registry.http.clients import client_address
+from registry.http.otp import check_code
 from registry.http.sign_in import guarded
 from registry.http.urls import base_url
 from storage.base import Conflict, NotFound
@@ -78,10 +80,14 @@ FORM = """<p>{intro}</p>
   autocapitalize="none" autocomplete="username" maxlength="64"></label>
 <label>Password <input name="password" type="password" required
   autocomplete="{password_hint}"></label>
-{email}<button type="submit">{action}</button>
+{email}<label>One-time password (only if your account has two-factor auth)
+  <input name="otp" inputmode="numeric" autocomplete="one-time-code" maxlength="64"></label>
+<button type="submit">{action}</button>
 </form>
 """
 
+OTP_MISSING = "Your account has two-factor auth: enter the one-time password from your authenticator app too."
+OTP_WRONG = "The one-time password is wrong or was used already: enter the next one."
 EMAIL_FIELD = """<label>Email (for a new account) <input name="email" type="email"
   autocomplete="email" maxlength="254"></label>
 """
@@ -206,6 +212,8 @@ async def submit_form(request: web.Request) -> web.Response:
             db, username, password, email=email,
             max_users=request.app[CONFIG].auth.max_users, create=create,
         ))
+        if state_of(await get_user(db, username)).enabled:
+            await check_code(request, username, str(form.get("otp", "")), missing=OTP_MISSING, wrong=OTP_WRONG)
     except RegistryError as exc:
         return form_page(create, username=username, error=exc.message, status=exc.status, session=session)
     done = {**{k: v for k, v in session.items() if k != "ver"}, "state": "done", "user": username}

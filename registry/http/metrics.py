@@ -86,7 +86,7 @@ class Metrics:
         self.publishes = Counter("tarhold_publishes_total", "Package versions published here.")
         self.sign_ins = Counter(
             "tarhold_sign_in_attempts_total",
-            "Password checks by channel (basic, adduser, web-login, web, token, password) and result:"
+            "Password and one-time password checks by channel (basic, adduser, web-login, web, token, password, otp) and result:"
             " ok, failed (wrong password or unknown name), throttled (refused before checking).",
             ["channel", "result"],
         )

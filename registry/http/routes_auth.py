@@ -3,7 +3,7 @@
 - `PUT /-/user/org.couchdb.user:{name}`: `npm adduser`, `npm login --auth-type=legacy`
 - `GET /-/user/org.couchdb.user:{name}`: a user's public document (`npm owner add`)
 - `GET /-/whoami`, `DELETE /-/user/token/{token}` (`npm logout`)
-- `GET|POST /-/npm/v1/user`: `npm profile get|set`
+- `GET|POST /-/npm/v1/user`: `npm profile get|set`, and `npm profile enable-2fa|disable-2fa` (routes_tfa.py)
 - `GET|POST /-/npm/v1/tokens`, `DELETE /-/npm/v1/tokens/token/{key}`: `npm token`
 - the web login flow (`npm login`, the default since npm 9): see login_page.py
 
@@ -27,6 +27,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from registry.domain.access import Identity
 from registry.domain.cidrs import parse_cidrs
 from registry.domain.clock import iso
 from registry.domain.errors import BadRequest, Forbidden, NotFoundError, Unauthorized
@@ -37,6 +38,7 @@ from registry.domain.grants import (
     parse_grants,
 )
 from registry.domain.token_limits import within_parent
+from registry.domain.two_factor import profile_tfa, state_of
 from registry.domain.users import (
     check_email,
     check_new_password,
@@ -62,6 +64,8 @@ from registry.http.auth import (
 )
 from registry.http.bodies import read_object
 from registry.http.login_page import setup_web_login
+from registry.http.otp import require_otp
+from registry.http.routes_tfa import set_two_factor
 from registry.http.sign_in import checked_password, guarded
 
 USER_PATH = "/-/user/org.couchdb.user:{name}"
@@ -110,7 +114,7 @@ def token_view(record: dict[str, Any]) -> dict[str, Any]:
         "expires": iso(expires) if expires is not None else None,
         "expired": expires is not None and expires <= time.time(),
         "grants": record.get("grants"), "last_used": record.get("last_used"),
-        "rate_limit": record.get("rate_limit"),
+        "rate_limit": record.get("rate_limit"), "bypass_2fa": bool(record.get("bypass_2fa")),
     }
 
 
@@ -119,7 +123,7 @@ def profile_view(user: dict[str, Any]) -> dict[str, Any]:
     view = {
         "name": user["name"], "email": user.get("email") or "", "email_verified": False,
         "created": user["created"], "updated": user.get("updated", user["created"]),
-        "tfa": False, "cidr_whitelist": None,
+        "tfa": profile_tfa(user), "cidr_whitelist": None,
     }
     view.update({field: user.get(field) or "" for field in PROFILE_FIELDS})
     return view
@@ -141,6 +145,7 @@ async def put_user(request: web.Request) -> web.Response:
     db = request.app[DATABASE]
     await guarded(request, "adduser", name,
                   lambda: sign_in(db, name, password, email=email, max_users=request.app[CONFIG].auth.max_users))
+    await require_otp(request, Identity(user=name), purpose="login")
     token, _ = await create_token(db, name, name="npm login")
     return json_response({"ok": True, "id": f"org.couchdb.user:{name}", "token": token}, 201)
 
@@ -204,8 +209,9 @@ async def set_profile(request: web.Request) -> web.Response:
     require_grant(identity, "user", identity.user, write=True)
     body = await read_object(request)
     db = request.app[DATABASE]
-    if body.get("tfa"):
-        raise Forbidden("two-factor authentication is not supported by this registry")
+    if "tfa" in body:
+        return json_response(await set_two_factor(request, identity, body["tfa"]))
+    await require_otp(request, identity, purpose="profile")
     changes: dict[str, Any] = {}
     for field in ("email", *PROFILE_FIELDS):
         if field in body:
@@ -265,9 +271,12 @@ def parse_token_options(body: dict[str, Any]) -> dict[str, Any]:
         expires = parse_expires(body.get("expires"), time.time())
     except ValueError as exc:
         raise BadRequest(str(exc)) from None
+    bypass = body.get("bypass_2fa", False)
+    if not isinstance(bypass, bool):
+        raise BadRequest("bypass_2fa must be true or false")
     return {
         "readonly": readonly, "cidr_whitelist": cidrs, "name": optional_str(body, "name"),
-        "expires": expires,
+        "expires": expires, "bypass_2fa": bypass,
     }
 
 
@@ -301,6 +310,10 @@ async def post_token(request: web.Request) -> web.Response:
     db = request.app[DATABASE]
     if await checked_password(request, "token", identity.user, password) is None:
         raise Unauthorized("invalid password")
+    if options["bypass_2fa"] and not state_of(await get_user(db, identity.user)).enabled:
+        raise Forbidden("a --bypass-2fa token needs two-factor auth on: npm profile enable-2fa auth-and-writes")
+    # A token that skips the second factor is itself made with one.
+    await require_otp(request, identity, purpose="profile" if options["bypass_2fa"] else "token")
     token, record = await create_token(db, identity.user, **options)
     return json_response({**token_view(record), "token": token}, 201)
 

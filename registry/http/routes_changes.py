@@ -27,9 +27,11 @@ from registry.domain.packument_changes import (
     unpublish_all,
 )
 from registry.domain.publish import check_maintainer
+from registry.http import routes_access
 from registry.http.access import authorize, require_visible
 from registry.http.appkeys import PACKAGES
 from registry.http.bodies import read_json
+from registry.http.otp import authorize_write
 from registry.http.urls import split_package_path
 from storage.base import NotFound
 
@@ -79,7 +81,7 @@ async def change_packument(request: web.Request, name: str, body: dict[str, Any]
         set(current.doc.get("versions", {})) - set(body["versions"])
         if isinstance(body.get("versions"), dict) else set()
     )
-    user = authorize(request, name, Action.UNPUBLISH if removing else Action.PUBLISH).user
+    user = (await authorize_write(request, name, Action.UNPUBLISH if removing else Action.PUBLISH)).user
     stamp = now_iso()
     # update_packument may apply the change more than once (on a conflict):
     # the last application is the one written.
@@ -136,7 +138,7 @@ async def unpublish_package(request: web.Request, name: str) -> web.Response:
     tombstone so no version of it can be published again."""
     packages = packages_of(request)
     require_visible(request, name)
-    user = authorize(request, name, Action.UNPUBLISH).user
+    user = (await authorize_write(request, name, Action.UNPUBLISH)).user
     stamp = now_iso()
 
     tombstone = local_change(name, user, lambda doc: unpublish_all(doc, now=stamp, user=user).packument)
@@ -156,7 +158,7 @@ async def unpublish_tarball(request: web.Request, name: str, filename: str) -> w
     """DELETE /{name}/-/{file}/-rev/{rev}: npm sends it after removing the version."""
     packages = packages_of(request)
     require_visible(request, name)
-    authorize(request, name, Action.UNPUBLISH)
+    await authorize_write(request, name, Action.UNPUBLISH)
     version = parse_tarball_filename(name, filename)
     if version is None:
         raise BadRequest(f"{filename} is not a tarball of {name}")
@@ -199,7 +201,7 @@ async def _set_tags(request: web.Request, name: str, tags: dict[str, str]) -> we
     packages = packages_of(request)
     require_visible(request, name)
     await _live_or_404(packages, name)
-    user = authorize(request, name, Action.PUBLISH).user
+    user = (await authorize_write(request, name, Action.PUBLISH)).user
 
     def tag_all(doc: dict[str, Any]) -> dict[str, Any]:
         for tag, version in tags.items():
@@ -232,7 +234,7 @@ async def dist_tags(request: web.Request) -> web.StreamResponse:
     if request.method == "DELETE" and tag is not None:
         require_visible(request, name)
         await _live_or_404(packages, name)
-        user = authorize(request, name, Action.PUBLISH).user
+        user = (await authorize_write(request, name, Action.PUBLISH)).user
 
         untag = local_change(name, user, lambda doc: remove_dist_tag(doc, tag))
         new, _ = await packages.update_packument(name, untag)
@@ -247,4 +249,5 @@ async def put_dist_tag_legacy(request: web.Request, name: str, tag: str) -> web.
 
 
 def setup(app: web.Application) -> None:
+    routes_access.setup(app)  # /-/package/{name}/access: before the catch-all below
     app.router.add_route("*", "/-/package/{tail:.*}", dist_tags)

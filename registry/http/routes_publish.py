@@ -18,8 +18,8 @@ from registry.domain.publish import publish
 from registry.domain.rules import PackageRule
 from registry.domain.tarball import Limits
 from registry.domain.users import get_user
-from registry.http.access import authorize
 from registry.http.appkeys import CONFIG, DATABASE, MIRROR, PACKAGES
+from registry.http.otp import authorize_write
 from registry.http.urls import base_url
 
 LOG = logging.getLogger(__name__)
@@ -27,7 +27,7 @@ LOG = logging.getLogger(__name__)
 
 async def publish_package(request: web.Request, name: str, body: dict[str, Any]) -> web.Response:
     """Publish the one new version `body` carries; 201 when it is stored and visible."""
-    permit = authorize(request, name, Action.PUBLISH)
+    permit = await authorize_write(request, name, Action.PUBLISH)  # with its one-time password
     await refuse_shadowing(request, name, permit.rule)
     request_base = base_url(request)
     profile = await get_user(request.app[DATABASE], permit.user)

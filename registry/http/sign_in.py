@@ -22,7 +22,7 @@ from registry.http.metrics import metrics
 
 T = TypeVar("T")
 
-CHANNELS = frozenset({"basic", "adduser", "web-login", "web", "token", "password"})
+CHANNELS = frozenset({"basic", "adduser", "web-login", "web", "token", "password", "otp"})
 THROTTLE = web.AppKey("login_throttle", LoginThrottle)
 
 

@@ -5,19 +5,22 @@ from __future__ import annotations
 import asyncio
 import os
 import pty
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 
 async def run_on_tty(
     argv: Sequence[str],
-    answers: Sequence[tuple[str, str]],
+    answers: Sequence[tuple[str, str | Callable[[str], str]]],
     *,
     env: Mapping[str, str],
     cwd: Path | str | None = None,
     timeout: float = 120,
 ) -> tuple[int, str]:
     """Run `argv` on a pseudo-terminal, typing each answer once its prompt shows.
+
+    An answer may be a function of the output so far (a one-time password
+    computed from the secret the program just printed).
 
     Returns the exit code and everything the program wrote; raises
     AssertionError with that output when it does not finish in `timeout`.
@@ -49,7 +52,8 @@ async def run_on_tty(
                 while pending and pending[0][0] in output[seen:]:
                     prompt, answer = pending.pop(0)
                     seen = output.index(prompt, seen) + len(prompt)
-                    os.write(master, answer.encode() + b"\r")
+                    typed = answer(output) if callable(answer) else answer
+                    os.write(master, typed.encode() + b"\r")
             code = await proc.wait()
     except TimeoutError:
         raise AssertionError(f"{' '.join(argv)} on a terminal did not finish in {timeout:.0f}s:\n{output}") from None

@@ -1,0 +1,68 @@
+"""`POST /-/package/{name}/access`: what `npm access set mfa=none|publish|automation` sends.
+
+npm's body is `{"publish_requires_tfa": bool, "automation_token_overrides_tfa": bool}`
+(libnpmaccess.setMfa); the level it stands for is kept on the package
+(package_settings) and `two_factor.otp_needed` applies it to every write.
+Only a maintainer may change it, with a one-time password when their own
+2FA covers writes. `npm access set status=...` asks for public/restricted,
+which tarhold's config decides (the `packages:` rules): refused, saying so.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from aiohttp import web
+
+from registry.domain.access import Action
+from registry.domain.errors import BadRequest, NotFoundError
+from registry.domain.names import validate_package_name
+from registry.domain.package_settings import mfa_from_body, set_package_mfa
+from registry.domain.publish import check_maintainer
+from registry.http.access import require_visible
+from registry.http.appkeys import DATABASE, PACKAGES
+from registry.http.bodies import read_object
+from registry.http.otp import authorize_write
+from registry.http.urls import split_package_path
+
+LOG = logging.getLogger(__name__)
+MFA_FIELDS = {"publish_requires_tfa", "automation_token_overrides_tfa"}
+
+
+def package_of(request: web.Request, what: str) -> str:
+    """The package of `/-/package/{name}/{what}` from the encoded path; 404 for another shape."""
+    raw = request.rel_url.raw_path
+    start = raw.find("/-/package/")
+    parsed = split_package_path(raw[start + len("/-/package/") - 1:]) if start >= 0 else None
+    if parsed is None or parsed.rest != (what,):
+        raise NotFoundError("not found")
+    validate_package_name(parsed.name)
+    return parsed.name
+
+
+async def set_access(request: web.Request) -> web.Response:
+    name = package_of(request, "access")
+    body = await read_object(request)
+    if "access" in body:
+        raise BadRequest(
+            "who may read a package is set by the registry's packages: rules, not per package;"
+            " ask the registry's operator"
+        )
+    unknown = set(body) - MFA_FIELDS
+    if unknown:
+        raise BadRequest(f"unknown field {sorted(unknown)[0]!r}")
+    level = mfa_from_body(body)
+    require_visible(request, name)
+    current = await request.app[PACKAGES].read_live(name)
+    if current is None:
+        raise NotFoundError(f"package {name} not found")
+    user = (await authorize_write(request, name, Action.PUBLISH)).user
+    check_maintainer(current.doc, user)
+    await set_package_mfa(request.app[DATABASE], name, level)
+    LOG.warning("%s set mfa=%s on %s", user, level, name, extra={"user": user, "package": name})
+    return web.json_response({"ok": True, "mfa": level})
+
+
+def setup(app: web.Application) -> None:
+    """Before the `/-/package/` catch-all of routes_changes."""
+    app.router.add_post("/-/package/{tail:.*}/access", set_access)

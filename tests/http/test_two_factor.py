@@ -1,0 +1,178 @@
+"""Two-factor auth over HTTP as npm drives it (profile enable-2fa, --otp), on every backend."""
+
+from __future__ import annotations
+
+import time
+from urllib.parse import parse_qs, urlparse
+
+import pyotp
+import pytest
+from aiohttp.test_utils import TestClient
+
+from .conftest import MakeClient
+from .packages import path_of, publish, publish_body
+from .users import PASSWORD, add_user, bearer, user_path
+
+PROFILE = "/-/npm/v1/user"
+
+
+class Authenticator:
+    """The user's authenticator app: a fresh code each time (the steps either side of now,
+    oldest first, as the registry accepts them), then the recovery codes."""
+
+    def __init__(self, secret: str) -> None:
+        self.totp = pyotp.TOTP(secret)
+        now = int(time.time() // 30)
+        self.codes = [self.totp.at(step * 30) for step in (now - 1, now, now + 1)]
+        self.recovery: list[str] = []
+
+    def code(self) -> str:
+        return self.codes.pop(0) if self.codes else self.recovery.pop(0)
+
+
+async def enable_2fa(client: TestClient, token: str, mode: str = "auth-and-writes") -> Authenticator:
+    """What `npm profile enable-2fa` does: the otpauth URL, then the first code."""
+    response = await client.post(PROFILE, json={"tfa": {"password": PASSWORD, "mode": mode}}, headers=bearer(token))
+    assert response.status == 200, await response.text()
+    url = (await response.json())["tfa"]
+    assert url.startswith("otpauth://totp/")
+    app = Authenticator(parse_qs(urlparse(url).query)["secret"][0])
+    response = await client.post(PROFILE, json={"tfa": [app.code()]}, headers=bearer(token))
+    assert response.status == 200, await response.text()
+    app.recovery = (await response.json())["tfa"]
+    assert len(app.recovery) == 8
+    return app
+
+
+def with_otp(token: str, code: str) -> dict[str, str]:
+    return {**bearer(token), "npm-otp": code}
+
+
+async def assert_asks_for_otp(response: object) -> None:
+    assert response.status == 401  # type: ignore[attr-defined]
+    assert response.headers["WWW-Authenticate"] == "OTP"  # type: ignore[attr-defined]
+    assert "one-time password" in (await response.json())["error"]  # type: ignore[attr-defined]
+
+
+@pytest.fixture
+async def client(make_client: MakeClient) -> TestClient:
+    return await make_client()
+
+
+async def test_enrolment_shows_in_the_profile_and_publishes_then_need_a_code(client: TestClient) -> None:
+    token = await add_user(client, "alice")
+    assert (await (await client.get(PROFILE, headers=bearer(token))).json())["tfa"] is False
+    app = await enable_2fa(client, token)
+    profile = await (await client.get(PROFILE, headers=bearer(token))).json()
+    assert profile["tfa"] == {"pending": False, "mode": "auth-and-writes"}
+
+    body = publish_body("two-fa-pkg", "1.0.0")
+    await assert_asks_for_otp(await client.put(path_of("two-fa-pkg"), json=body, headers=bearer(token)))
+    code = app.code()
+    assert (await client.put(path_of("two-fa-pkg"), json=body, headers=with_otp(token, code))).status == 201
+    # A code works once.
+    again = publish_body("two-fa-pkg", "1.0.1")
+    response = await client.put(path_of("two-fa-pkg"), json=again, headers=with_otp(token, code))
+    await assert_asks_for_otp(response)
+    assert "used already" in (await response.json())["error"]
+    # dist-tags and token creation are writes too; a recovery code works, once.
+    tag = "/-/package/two-fa-pkg/dist-tags/beta"
+    await assert_asks_for_otp(await client.put(tag, json="1.0.0", headers=bearer(token)))
+    recovery = app.recovery.pop()
+    assert (await client.put(tag, json="1.0.0", headers=with_otp(token, recovery))).status == 201
+    await assert_asks_for_otp(await client.put(tag, json="1.0.0", headers=with_otp(token, recovery)))
+    tokens = {"password": PASSWORD}
+    await assert_asks_for_otp(await client.post("/-/npm/v1/tokens", json=tokens, headers=bearer(token)))
+    assert (await client.post("/-/npm/v1/tokens", json=tokens, headers=with_otp(token, app.code()))).status == 201
+
+
+async def test_login_and_profile_changes_need_a_code_in_auth_only_mode_but_publishes_do_not(
+    client: TestClient,
+) -> None:
+    token = await add_user(client, "bob")
+    app = await enable_2fa(client, token, "auth-only")
+    assert await publish(client, token, "auth-only-pkg", "1.0.0") == 201
+    login = {"name": "bob", "password": PASSWORD}
+    await assert_asks_for_otp(await client.put(user_path("bob"), json=login))
+    response = await client.put(user_path("bob"), json=login, headers={"npm-otp": app.code()})
+    assert response.status == 201
+    change = {"fullname": "Bob"}
+    await assert_asks_for_otp(await client.post(PROFILE, json=change, headers=bearer(token)))
+    assert (await client.post(PROFILE, json=change, headers=with_otp(token, app.code()))).status == 200
+    # Turning it off takes the password and a code.
+    off = {"tfa": {"password": PASSWORD, "mode": "disable"}}
+    await assert_asks_for_otp(await client.post(PROFILE, json=off, headers=bearer(token)))
+    response = await client.post(PROFILE, json=off, headers=with_otp(token, app.code()))
+    assert response.status == 200 and (await response.json())["tfa"] is False
+    assert (await client.put(user_path("bob"), json=login)).status == 201
+
+
+async def test_a_bypass_token_publishes_without_a_code_unless_the_package_says_mfa_publish(
+    client: TestClient,
+) -> None:
+    token = await add_user(client, "carol")
+    plain = {"password": PASSWORD, "bypass_2fa": True}
+    response = await client.post("/-/npm/v1/tokens", json=plain, headers=bearer(token))
+    assert response.status == 403 and "two-factor auth on" in (await response.json())["error"]
+    app = await enable_2fa(client, token)
+    response = await client.post("/-/npm/v1/tokens", json=plain, headers=with_otp(token, app.code()))
+    assert response.status == 201
+    automation = (await response.json())["token"]
+    assert await publish(client, automation, "ci-pkg", "1.0.0") == 201
+    access = "/-/package/ci-pkg/access"
+    mfa_publish = {"publish_requires_tfa": True, "automation_token_overrides_tfa": False}
+    await assert_asks_for_otp(await client.post(access, json=mfa_publish, headers=bearer(token)))
+    assert (await client.post(access, json=mfa_publish, headers=with_otp(token, app.code()))).status == 200
+    body = publish_body("ci-pkg", "1.0.1")
+    await assert_asks_for_otp(await client.put(path_of("ci-pkg"), json=body, headers=bearer(automation)))
+    mfa_automation = {"publish_requires_tfa": True, "automation_token_overrides_tfa": True}
+    assert (await client.post(access, json=mfa_automation, headers=with_otp(token, app.code()))).status == 200
+    assert (await client.put(path_of("ci-pkg"), json=body, headers=bearer(automation))).status == 201
+
+
+async def test_a_package_requiring_2fa_refuses_a_user_without_it(client: TestClient) -> None:
+    owner = await add_user(client, "dave")
+    assert await publish(client, owner, "strict-pkg", "1.0.0") == 201
+    access = "/-/package/strict-pkg/access"
+    body = {"publish_requires_tfa": True, "automation_token_overrides_tfa": False}
+    assert (await client.post(access, json=body, headers=bearer(owner))).status == 200
+    response = await client.put(path_of("strict-pkg"), json=publish_body("strict-pkg", "1.0.1"), headers=bearer(owner))
+    assert response.status == 403 and "requires two-factor auth" in (await response.json())["error"]
+    assert (await client.post(access, json={"access": "public"}, headers=bearer(owner))).status == 400
+    other = await add_user(client, "eve")
+    assert (await client.post(access, json={"publish_requires_tfa": False}, headers=bearer(other))).status == 403
+
+
+async def test_wrong_codes_are_refused_and_throttled_like_passwords(client: TestClient) -> None:
+    token = await add_user(client, "frank")
+    await enable_2fa(client, token)
+    body = publish_body("guess-pkg", "1.0.0")
+    statuses = []
+    for _ in range(12):
+        response = await client.put(path_of("guess-pkg"), json=body, headers=with_otp(token, "000000"))
+        statuses.append(response.status)
+    assert statuses[0] == 401 and 429 in statuses
+
+
+async def test_enrolment_refuses_a_wrong_first_code_and_bad_bodies(client: TestClient) -> None:
+    token = await add_user(client, "gina")
+    for bad in ({"tfa": {"password": PASSWORD, "mode": "always"}}, {"tfa": "on"}, {"tfa": ["1", "2"]}):
+        assert (await client.post(PROFILE, json=bad, headers=bearer(token))).status == 400, bad
+    assert (await client.post(PROFILE, json={"tfa": ["123456"]}, headers=bearer(token))).status == 400
+    wrong = {"tfa": {"password": "not it at all", "mode": "auth-only"}}
+    assert (await client.post(PROFILE, json=wrong, headers=bearer(token))).status == 401
+    await client.post(PROFILE, json={"tfa": {"password": PASSWORD, "mode": "auth-only"}}, headers=bearer(token))
+    response = await client.post(PROFILE, json={"tfa": ["000000"]}, headers=bearer(token))
+    assert response.status == 400 and "does not match" in (await response.json())["error"]
+    profile = await (await client.get(PROFILE, headers=bearer(token))).json()
+    assert profile["tfa"] == {"pending": True, "mode": "auth-only"}
+
+
+async def test_the_config_can_require_2fa_for_every_writer(make_client: MakeClient) -> None:
+    client = await make_client(auth={"require_2fa": True})
+    token = await add_user(client, "hal")
+    response = await client.put(path_of("req-pkg"), json=publish_body("req-pkg", "1.0.0"), headers=bearer(token))
+    assert response.status == 403 and "requires two-factor auth for writes" in (await response.json())["error"]
+    app = await enable_2fa(client, token)
+    body = publish_body("req-pkg", "1.0.0")
+    assert (await client.put(path_of("req-pkg"), json=body, headers=with_otp(token, app.code()))).status == 201
