@@ -133,7 +133,8 @@ async def start(db: RegistryDatabase, name: str, mode: Mode, registry_secret: st
 
 async def confirm(db: RegistryDatabase, name: str, code: str, registry_secret: str) -> list[str]:
     """Finish a pending enrolment with a first code; the recovery codes, shown this once."""
-    codes = [f"{secrets.token_hex(4)}-{secrets.token_hex(4)}" for _ in range(RECOVERY_CODES)]
+    # 64 hex digits, as the public registry's: npm's OTP prompt takes digits or exactly that.
+    codes = [secrets.token_hex(32) for _ in range(RECOVERY_CODES)]
 
     def enable(user: dict[str, Any]) -> dict[str, Any]:
         tfa = user.get("tfa")
