@@ -4,6 +4,13 @@ Order matters for "no visible half state": the version is reserved (so no
 other request can write the same tarball name), the tarball is stored, and
 only then does the conditional packument write make the version visible. Any
 failure after the tarball write removes it again and releases the version.
+
+The steps are shared with staging (registry.domain.staging): `publish_target`
+checks the body's shape, `verified_tarball` decodes, hashes and inspects the
+attachment, `publish_change` is the pure change of the packument, and
+`commit_version` stores the tarball and writes the packument inside the
+version's lease. A version a stage holds (`STAGEVER#{name}` / its number) may
+be published only by that stage's approval.
 """
 
 from __future__ import annotations
@@ -11,21 +18,23 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import contextlib
 import hashlib
 import logging
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator, Callable
+from dataclasses import dataclass
 from typing import IO, Any
 
 from registry.domain.clock import now_iso
-from registry.domain.errors import BadRequest, Forbidden, Unprocessable
+from registry.domain.errors import BadRequest, ConflictError, Forbidden, Unprocessable
 from registry.domain.manifest_fields import check_manifest_fields
 from registry.domain.names import tarball_filename, validate_package_name
 from registry.domain.packages import Packages, is_mirrored
 from registry.domain.packed_manifest import from_tarball
-from registry.domain.packument import AttachmentInfo, apply_publish
+from registry.domain.packument import AttachmentInfo, apply_publish, parse_version
 from registry.domain.tarball import Limits, inspect_in_pool
-from storage.base import NotFound
+from storage.base import NotFound, RegistryDatabase
 from uplinks.documents import is_tombstone
 
 LOG = logging.getLogger(__name__)
@@ -33,6 +42,11 @@ LOG = logging.getLogger(__name__)
 DECODE_CHUNK = 4 * 1024 * 1024  # base64 characters per step; a multiple of 4
 SPOOL_IN_MEMORY = 8 * 1024 * 1024
 READ_CHUNK = 256 * 1024
+# `STAGEVER#{name}` / `{version_key}`: the stage (`{"id": ...}`) that holds a version number.
+STAGED_PK = "STAGEVER#"
+
+Doc = dict[str, Any]
+Change = Callable[[Doc | None], Doc]
 
 
 def maintainer_names(doc: dict[str, Any] | None) -> list[str]:
@@ -56,6 +70,42 @@ def check_maintainer(doc: dict[str, Any] | None, user: str) -> None:
         raise Forbidden(
             f"{doc.get('name')} was unpublished; only its last maintainers may publish it again"
         )
+
+
+# -- staged version numbers -----------------------------------------------------
+
+
+def version_key(version: str) -> str:
+    """The number a version holds: build metadata does not count (1.0.0+a is 1.0.0)."""
+    parsed = parse_version(version)
+    return version if parsed is None else str(parsed.replace(build=None))
+
+
+async def staged_id(db: RegistryDatabase, name: str, version: str) -> str | None:
+    """The id of the stage holding `name@version`, or None when no stage does."""
+    try:
+        item = await db.get(STAGED_PK + name, version_key(version))
+    except NotFound:
+        return None
+    found = item.get("id")
+    return found if isinstance(found, str) else "(unreadable)"
+
+
+async def refuse_staged(db: RegistryDatabase, name: str, version: str, *, own: str | None = None) -> None:
+    """409 when a stage holds `name@version`; with `own` (an approval), unless that stage holds it."""
+    found = await staged_id(db, name, version)
+    if own is not None and found != own:
+        raise ConflictError(
+            f"stage {own} no longer holds version {version} of {name} (rejected meanwhile, or its"
+            " staging never finished): stage it again"
+        )
+    if found is not None and found != own:
+        raise ConflictError(
+            f"version {version} of {name} is staged (id {found}): approve or reject it with npm stage"
+        )
+
+
+# -- the body and its attachment ---------------------------------------------------
 
 
 def decode_attachment(data: Any, spool: IO[bytes]) -> AttachmentInfo:
@@ -96,17 +146,17 @@ async def spool_chunks(spool: IO[bytes]) -> AsyncIterator[bytes]:
         yield chunk
 
 
-async def publish(
-    packages: Packages,
-    name: str,
-    body: dict[str, Any],
-    *,
-    user: str,
-    tarball_url: Any,
-    email: str | None = None,
-    limits: Limits | None = None,
-) -> dict[str, Any]:
-    """Publish the one new version in `body`; returns the new packument.
+@dataclass(frozen=True)
+class Target:
+    """What a publish body says it publishes: the one version, its tarball's name, the attachment."""
+
+    version: str
+    filename: str
+    attachment: dict[str, Any]
+
+
+def publish_target(name: str, body: dict[str, Any], *, user: str, email: str | None) -> Target:
+    """Check the shape of an `npm publish` body (400s) and make its publisher the caller.
 
     The publisher is who authenticated, not what the body claims: `email`
     (from the user's profile) goes into `maintainers` and `_npmUser`.
@@ -129,17 +179,41 @@ async def publish(
     filename = tarball_filename(name, version)
     if att_name.rsplit("/", 1)[-1] != filename:
         raise BadRequest(f"attachment {att_name!r} is not the tarball {filename} of {name}@{version}")
+    return Target(version, filename, attachment)
 
-    # Refuse early (before decoding anything) what the current document refuses.
+
+async def local_doc(packages: Packages, name: str) -> Doc | None:
+    """The stored packument a publish changes: None when there is none, or it is a mirrored copy."""
     current = await packages.read(name)
-    if current is not None and is_mirrored(current.doc):
-        current = None
-    check_maintainer(current.doc if current else None, user)
-    if current and version in current.doc.get("time", {}):
-        raise Forbidden(f"cannot publish over the previously published version {version} of {name}")
+    if current is None or is_mirrored(current.doc):
+        return None
+    return current.doc
 
+
+@dataclass(frozen=True)
+class Upload:
+    """A verified attachment: the body (its manifest rebuilt from the tarball), the facts, the bytes."""
+
+    name: str
+    version: str
+    body: dict[str, Any]
+    info: AttachmentInfo
+    spool: IO[bytes]
+
+    def chunks(self) -> AsyncIterator[bytes]:
+        self.spool.seek(0)
+        return spool_chunks(self.spool)
+
+
+@contextlib.asynccontextmanager
+async def verified_tarball(
+    name: str, body: dict[str, Any], target: Target, limits: Limits | None = None
+) -> AsyncIterator[Upload]:
+    """Decode the attachment into a spool (the body keeps no copy), inspect the tarball, and
+    rebuild the version's manifest from it; the Upload is good inside the block."""
+    version = target.version
     with tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY) as spool:
-        info = decode_attachment(attachment.pop("data", None), spool)
+        info = decode_attachment(target.attachment.pop("data", None), spool)
         facts = await inspect_in_pool(spool, limits or Limits())
         manifest = facts.manifest
         if manifest.get("name") != name or manifest.get("version") != version:
@@ -147,12 +221,13 @@ async def publish(
                 f"the tarball's package.json says {manifest.get('name')}@{manifest.get('version')},"
                 f" not {name}@{version}"
             )
+        versions = body["versions"]
         sent = versions[version]
         if isinstance(sent, dict):  # (apply_publish refuses anything else)
             check_manifest_fields(sent)  # what was sent must be well-formed too
             versions[version] = from_tarball(sent, manifest)
         info = AttachmentInfo(
-            filename=filename,
+            filename=target.filename,
             length=info.length,
             sha1=info.sha1,
             integrity=info.integrity,
@@ -160,37 +235,88 @@ async def publish(
             unpacked_size=facts.unpacked_size,
             has_shrinkwrap=facts.has_shrinkwrap,
         )
-        stamp = now_iso()
+        yield Upload(name, version, body, info, spool)
 
-        def apply(doc: dict[str, Any] | None) -> dict[str, Any]:
-            if doc is not None and is_mirrored(doc):
-                doc = None  # allowed to shadow the uplink: start a document of our own
-            check_maintainer(doc, user)
-            new, _ = apply_publish(
-                doc, body, name=name, user=user, now=stamp,
-                tarball_url=tarball_url, attachment=info,
-            )
-            return new
 
-        # Validate against the current document before storing any bytes.
+def publish_change(
+    name: str, body: dict[str, Any], info: AttachmentInfo, *, user: str, maintainer: str,
+    tarball_url: Any, now: str, stage: dict[str, Any] | None = None,
+) -> Change:
+    """The pure packument change that adds the version: published by `user`, allowed when
+    `maintainer` maintains the package (the same user, but for an approved stage the
+    approver); `stage` is recorded in the version's manifest as `_stage`."""
+
+    def apply(doc: Doc | None) -> Doc:
+        if doc is not None and is_mirrored(doc):
+            doc = None  # allowed to shadow the uplink: start a document of our own
+        check_maintainer(doc, maintainer)
+        new, version = apply_publish(
+            doc, body, name=name, user=user, now=now, tarball_url=tarball_url, attachment=info,
+        )
+        if stage is not None:
+            new["versions"][version] = {**new["versions"][version], "_stage": dict(stage)}
+        return new
+
+    return apply
+
+
+async def commit_version(
+    packages: Packages, name: str, version: str, apply: Change,
+    chunks: Callable[[], AsyncIterable[bytes]], *, stage_id: str | None = None,
+) -> Doc:
+    """Store the tarball, then write the packument with `apply`; returns the new packument.
+
+    Inside the version's lease (any instance): `apply` is checked against the
+    document read now, a number a stage holds is refused (unless this is the
+    approval of stage `stage_id`), and a failure after the tarball write
+    removes the tarball again.
+    """
+    filename = tarball_filename(name, version)
+    async with packages.publishing(name, version) as lease:
+        # Whoever published this version held the lease: read again now we hold it,
+        # so a version that landed meanwhile is refused before its tarball is overwritten.
+        current = await packages.read(name)
         apply(current.doc if current else None)
-        async with packages.publishing(name, version) as lease:
-            # Whoever published this version held the lease: read again now we hold it,
-            # so a version that landed meanwhile is refused before its tarball is overwritten.
-            current = await packages.read(name)
-            apply(current.doc if current else None)
-            spool.seek(0)
-            await packages.store.write_tarball(name, filename, spool_chunks(spool))
-            try:
-                lease.check()
-                new, _ = await packages.update_packument(name, apply)
-            except BaseException:
-                await _forget_tarball(packages, name, version, filename)
-                raise
+        await refuse_staged(packages.db, name, version, own=stage_id)
+        await packages.store.write_tarball(name, filename, chunks())
+        try:
+            lease.check()
+            new, _ = await packages.update_packument(name, apply)
+        except BaseException:
+            await _forget_tarball(packages, name, version, filename)
+            raise
     try:
         await packages.record_package(new)
     except Exception:  # the packument is the truth; the list entry catches up on the next change
         LOG.exception("could not record %s in the package list", name)
+    return new
+
+
+async def publish(
+    packages: Packages,
+    name: str,
+    body: dict[str, Any],
+    *,
+    user: str,
+    tarball_url: Any,
+    email: str | None = None,
+    limits: Limits | None = None,
+) -> dict[str, Any]:
+    """Publish the one new version in `body`; returns the new packument."""
+    target = publish_target(name, body, user=user, email=email)
+    version = target.version
+    # Refuse early (before decoding anything) what the current document refuses.
+    current = await local_doc(packages, name)
+    check_maintainer(current, user)
+    if current and version in current.get("time", {}):
+        raise Forbidden(f"cannot publish over the previously published version {version} of {name}")
+    await refuse_staged(packages.db, name, version)
+    async with verified_tarball(name, body, target, limits) as upload:
+        apply = publish_change(
+            name, body, upload.info, user=user, maintainer=user, tarball_url=tarball_url, now=now_iso(),
+        )
+        apply(current)  # validate against the current document before storing any bytes
+        new = await commit_version(packages, name, version, apply, upload.chunks)
     LOG.info("published %s@%s by %s", name, version, user)
     return new
 

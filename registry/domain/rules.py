@@ -18,7 +18,7 @@ ALIASES = {"@all": ALL, "@anonymous": ANONYMOUS, "@authenticated": AUTHENTICATED
 
 RULE_KEYS = {
     "access", "publish", "unpublish", "proxy", "storage", "allow_access", "allow_publish",
-    "publish_over_uplink", "publish_if_uplinks_unreachable",
+    "publish_over_uplink", "publish_if_uplinks_unreachable", "publish_staged",
 }
 
 
@@ -35,6 +35,9 @@ class PackageRule:
     # Air-gapped setups: publish a new name even when no uplink can say
     # whether it serves it (refused with 503 by default: it fails closed).
     publish_if_uplinks_unreachable: bool = False
+    # Versions reach clients only through `npm stage publish` and a maintainer's
+    # `npm stage approve`; a direct `npm publish` is refused (staging.staging_required).
+    publish_staged: bool = False
 
     def matches(self, name: str) -> bool:
         return self.regex.fullmatch(name) is not None
@@ -137,6 +140,7 @@ def parse_packages(raw: Any, uplinks: Mapping[str, Any]) -> tuple[PackageRule, .
                 publish_if_uplinks_unreachable=_flag(
                     f"{key}.publish_if_uplinks_unreachable", options.get("publish_if_uplinks_unreachable", False)
                 ),
+                publish_staged=_flag(f"{key}.publish_staged", options.get("publish_staged", False)),
             )
         )
     return tuple(rules)

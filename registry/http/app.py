@@ -27,6 +27,7 @@ from registry.http import (
     routes_auth,
     routes_packages,
     routes_policy,
+    routes_stage,
     routes_uplink,
     sign_in,
 )
@@ -206,6 +207,7 @@ def create_app(config: Config) -> web.Application:
     bootstrap.setup(app)  # reads TARHOLD_ADMIN_*; creates the first admin once storage is open
     search.setup(app)
     routes_uplink.setup(app)
+    routes_stage.setup(app)  # /-/stage...: npm stage
     web_ui.setup(app)  # `/` and /-/web/...: before the catch-all
     routes_packages.setup(app)  # last: its catch-all route takes whatever is left
     return app

@@ -27,6 +27,7 @@ TAGS = [
     ("tokens", "npm token list|create|revoke"),
     ("login", "npm's web login flow (npm login since npm 9)"),
     ("registry", "ping, health, this document"),
+    ("stage", "npm stage publish|list|view|download|approve|reject: versions published once a maintainer approves"),
     ("admin", "tarhold's admin API: admin users only"),
     ("web", "the web UI's HTML pages (with `web.enable`, the default)"),
 ]
@@ -157,6 +158,15 @@ def package_paths() -> dict[str, Schema]:
             "post": op(f"setDistTags{s}", "dist-tags", "Set several dist-tags", {
                 "201": json_response("the dist-tags now", "Ok"),
             }, params=names, body=json_body(ref("DistTags")), errors=WRITE_ERRORS),
+        }
+        paths[f"/-/package{base}/access"] = {
+            "post": op(f"setPackageMfa{s}", "packages", "Set the package's two-factor requirement (npm access set mfa=...)", {
+                "200": json_response("the level now", {"type": "object", "properties": {"ok": {"type": "boolean"}, "mfa": {
+                    "enum": ["none", "publish", "automation"]}}}),
+            }, params=names, body=json_body(ref("PackageMfa")), errors=WRITE_ERRORS,
+                description="Maintainers only. `publish`: every publish needs a one-time password, bypass tokens"
+                            " included; `automation`: bypass tokens may publish without one. `access` (public/"
+                            "restricted) is refused: the config's packages: rules decide who reads a package."),
         }
         paths[f"{tags}/{{tag}}"] = {
             "put": op(f"putDistTag{s}", "dist-tags", "Set a dist-tag (npm dist-tag add)", {
@@ -297,6 +307,38 @@ def tarhold_paths() -> dict[str, Schema]:
     }
 
 
+def stage_paths() -> dict[str, Schema]:
+    """npm's staging API (routes_stage.py): whoever may see a stage is its package's maintainers and its stager."""
+    review = ("BadRequest", "Unauthorized", "Forbidden", "NotFound", "Conflict")
+    otp = "A user with 2FA on sends a one-time password in `npm-otp` (401 `WWW-Authenticate: OTP` without it)."
+    return {
+        "/-/stage": {"get": op("listStagedVersions", "stage", "The staged versions the caller may see, most recent first", {
+            "200": json_response("one page", "StagedVersionList")}, errors=("BadRequest", "Unauthorized"), extra_params=[
+                query("package", "only this package's stages"), query("page", "0-based page", {"type": "integer", "minimum": 0}),
+                query("perPage", "items per page (default 10)", {"type": "integer", "minimum": 1, "maximum": 100})])},
+        "/-/stage/package/{package}": {"post": op("stageVersion", "stage", "Stage a version (npm stage publish)", {
+            "201": json_response("staged: its id", "StageCreated")}, params=["package"], body=json_body(ref("PublishBody")),
+            errors=("BadRequest", "Unauthorized", "Forbidden", "NotFound", "Conflict", "TooManyRequests"), description=(
+                "The `npm publish` body, checked as a publish is; whoever may publish the package may stage it (no one-time"
+                " password). The version number is held until the stage is approved or rejected: 409 for a publish or"
+                " another stage of it."))},
+        "/-/stage/{stageId}": {
+            "get": op("getStagedVersion", "stage", "One staged version", {"200": json_response("the stage", "StagedVersion")},
+                      params=["stageId"], errors=("BadRequest", "Unauthorized", "NotFound")),
+            "delete": op("rejectStagedVersion", "stage", "Reject: delete the stage and its tarball (npm stage reject)", {
+                "204": {"description": "rejected"}}, params=["stageId"], errors=review, description=otp),
+        },
+        "/-/stage/{stageId}/tarball": {"get": op("getStagedTarball", "stage", "The staged tarball (npm stage download)", {
+            "200": {"description": "the tarball", "content": {"application/octet-stream": {"schema": {
+                "type": "string", "contentMediaType": "application/octet-stream"}}}}},
+            params=["stageId"], errors=("BadRequest", "Unauthorized", "NotFound"))},
+        "/-/stage/{stageId}/approve": {"post": op("approveStagedVersion", "stage", "Approve: publish the version (npm stage approve)", {
+            "201": json_response("published", "Message")}, params=["stageId"], errors=review, description=(
+                "A maintainer of the package (for a new package, its stager) publishes it with its dist-tag; `_npmUser`"
+                " stays the stager and the manifest gets `_stage` (id, stagedBy, stagedAt, approvedBy, approvedAt). " + otp))},
+    }
+
+
 def web_paths() -> dict[str, Schema]:
     """The web UI (registry/web.py): HTML for browsers; a session cookie counts only on its GETs."""
     page = {"description": "an HTML page", "content": {"text/html": {"schema": STR}}}
@@ -341,6 +383,6 @@ def build_document() -> dict[str, Any]:
         },
         "tags": [{"name": name, "description": text} for name, text in TAGS],
         "security": [{}, {"bearer": []}, {"basic": []}],
-        "paths": {**npm_paths(), **tarhold_paths(), **web_paths(), **package_paths()},
+        "paths": {**npm_paths(), **tarhold_paths(), **stage_paths(), **web_paths(), **package_paths()},
         "components": components(),
     }

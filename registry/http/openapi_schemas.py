@@ -115,6 +115,11 @@ SCHEMAS: dict[str, Schema] = {
         "email": NULLABLE_STR, "fullname": NULLABLE_STR, "homepage": NULLABLE_STR, "freenode": NULLABLE_STR,
         "twitter": NULLABLE_STR, "github": NULLABLE_STR,
         "password": obj({"old": STR, "new": STR}, required=("old", "new")),
+        "tfa": {"description": "`npm profile enable-2fa|disable-2fa`: {password, mode: auth-and-writes | auth-only |"
+                " disable} answers {tfa: otpauth URL} (or the mode); then [first code] answers {tfa: [recovery codes]}",
+                "oneOf": [obj({"password": STR, "mode": {"enum": ["auth-and-writes", "auth-only", "disable"]}},
+                              required=("password", "mode")),
+                          {"type": "array", "items": STR, "minItems": 1, "maxItems": 1}]},
     }, open_=True),
     "Token": obj({
         "token": {"type": "string", "description": "the first characters only (masked)"},
@@ -163,6 +168,9 @@ SCHEMAS: dict[str, Schema] = {
     }, required=("user",)),
     "AdminTokenCreated": {"allOf": [ref("AdminToken"), obj({"token": {"type": "string", "description": "the token, shown this once"}}, open_=True)]},
     "AdminTokenRevoked": obj({"ok": BOOL, "user": STR, "key": STR}),
+    "PackageMfa": obj({
+        "publish_requires_tfa": BOOL, "automation_token_overrides_tfa": BOOL,
+    }, required=("publish_requires_tfa",), description="what `npm access set mfa=none|publish|automation` sends"),
     "PolicyRuleCreate": obj({
         "kind": {"enum": ["block", "allow"]},
         "package": {"type": "string", "description": "a package name, or a glob like `left-pad-*`"},
@@ -179,6 +187,19 @@ SCHEMAS: dict[str, Schema] = {
     }, required=("id", "kind", "source")),
     "PolicyRuleList": obj({"rules": {"type": "array", "items": ref("PolicyRule")}, "total": INT}, required=("rules", "total")),
     "PolicyRuleRemoved": obj({"ok": BOOL, "id": STR}),
+    "StagedVersion": obj({
+        "id": {"type": "string", "format": "uuid"}, "packageName": STR, "version": STR,
+        "tag": {"type": "string", "description": "the dist-tag approval sets"}, "createdAt": DATE,
+        "actor": {"type": "string", "description": "who staged it (`_npmUser` once published)"},
+        "actorType": {"enum": ["user"]}, "shasum": STR, "integrity": STR, "status": {"enum": ["staged"]},
+    }, required=("id", "packageName", "version", "tag", "createdAt", "actor", "shasum"),
+        description="a version waiting for a maintainer's `npm stage approve`"),
+    "StagedVersionList": obj({
+        "items": {"type": "array", "items": ref("StagedVersion")}, "page": INT, "perPage": INT,
+        "total": {"type": "integer", "description": "every stage the caller may see (with the filter)"},
+    }, required=("items", "page", "perPage", "total")),
+    "StageCreated": obj({"message": STR, "stageId": {"type": "string", "format": "uuid"}}, required=("message", "stageId")),
+    "Message": obj({"message": STR}, required=("message",)),
 }
 
 
@@ -204,6 +225,7 @@ PARAMETERS: dict[str, Schema] = {
     "session": path_param("session", "the login session id from loginUrl / doneUrl"),
     "file": path_param("file", "a file of the docs page: `docs.css`"),
     "id": path_param("id", "a policy rule id, from the rule list (`r-1a2b3c4d`, `osv-MAL-2025-1234`)"),
+    "stageId": path_param("stageId", "a stage id (a UUID, from `npm stage publish` or `npm stage list`)", format="uuid"),
 }
 
 

@@ -16,8 +16,10 @@ from registry.domain.errors import Forbidden, RegistryError, ServiceUnavailable
 from registry.domain.packages import MIRROR_MARK, is_mirrored
 from registry.domain.publish import publish
 from registry.domain.rules import PackageRule
+from registry.domain.staging import staging_required
 from registry.domain.tarball import Limits
 from registry.domain.users import get_user
+from registry.http.access import authorize
 from registry.http.appkeys import CONFIG, DATABASE, MIRROR, PACKAGES
 from registry.http.otp import authorize_write
 from registry.http.urls import base_url
@@ -27,6 +29,10 @@ LOG = logging.getLogger(__name__)
 
 async def publish_package(request: web.Request, name: str, body: dict[str, Any]) -> web.Response:
     """Publish the one new version `body` carries; 201 when it is stored and visible."""
+    # Before the one-time password: a package that takes staged versions only
+    # says so without asking for a code first.
+    if staging_required(authorize(request, name, Action.PUBLISH).rule, name):
+        raise Forbidden(f"{name} must be published through staging: run npm stage publish, then npm stage approve")
     permit = await authorize_write(request, name, Action.PUBLISH)  # with its one-time password
     await refuse_shadowing(request, name, permit.rule)
     request_base = base_url(request)

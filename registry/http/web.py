@@ -15,7 +15,9 @@ version it shows (and leave out a package it hides entirely), and a
 `?version=` it hides is a 404 saying why. An admin (the admin API's test:
 `admin: true`, and a credential that may read users) also sees the hidden
 versions on a package's page, each marked quarantined, blocked, hidden or
-replaced, with the refusal a client gets.
+replaced, with the refusal a client gets. A signed-in maintainer also sees
+the package's staged versions, with their files and package.json diff
+(web_stage.py).
 
 Signing in: the form checks the user's password and creates a real tarhold
 token for the session — read-only, named "web session", expiring after
@@ -42,6 +44,7 @@ from aiohttp import web
 from registry.domain.access import grant_allows
 from registry.domain.errors import RegistryError, TooManyRequests
 from registry.domain.mirror_policy import shown_doc
+from registry.domain.packages import is_mirrored
 from registry.domain.packument_views import manifest_for
 from registry.domain.policy import Verdict, refusal
 from registry.domain.search import judged, parse_query, ranked, shown_entries
@@ -74,6 +77,7 @@ from registry.http.web_pages import (
     search_body,
     signed_in_body,
 )
+from registry.http.web_stage import staged_section
 
 LOG = logging.getLogger(__name__)
 
@@ -211,6 +215,9 @@ async def detail(request: web.Request) -> web.Response:
         return missing_version(request, name, wanted, view.verdict)
     page = package_view(doc, wanted, marks)
     body = package_body(page, prefix_of(request), base_url(request))
+    # Versions waiting for review, to the maintainers (and stagers) of a package published here.
+    if not is_mirrored(current.doc):
+        body += await staged_section(request, name, current.doc)
     return html_page(request, name, body)
 
 

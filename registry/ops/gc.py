@@ -20,6 +20,10 @@ served; gc deletes them once older than the grace period, because a publish
 in progress writes its tarball before its packument. Just before deleting a
 tarball, gc checks it is still the file it listed: a publish of that very
 version may have written it again meanwhile.
+
+Staged versions (`npm stage`, registry.domain.staging) are no orphans: the
+staged tarball of every stage waiting for review, and any file under its
+version's final name, stay; so does a mirrored package with a stage waiting.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ import orjson
 from registry.domain.names import tarball_filename
 from registry.domain.packages import MIRROR_MARK, is_mirrored
 from registry.domain.packument import tarball_file_of
+from registry.domain.staging import staged_files
 from registry.domain.usage import ACCESS_PK, last_access
 from storage.base import (
     NotFound,
@@ -95,18 +100,19 @@ async def collect(
     """
     now = now if now is not None else time.time()
     report = GcReport()
+    staged = await staged_files(db)  # read before listing: a stage made later is young
     if older_than is not None:
-        await _forget_mirrored(store, db, now - older_than, dry_run, say, report)
+        await _forget_mirrored(store, db, now - older_than, dry_run, say, report, staged)
     if orphans_older_than is not None:
-        await sweep_orphans(store, report, cutoff=now - orphans_older_than, dry_run=dry_run, say=say)
+        await sweep_orphans(store, report, cutoff=now - orphans_older_than, dry_run=dry_run, say=say, staged=staged)
     return report
 
 
 async def _forget_mirrored(
     store: PackageStore, db: RegistryDatabase, cutoff: float, dry_run: bool,
-    say: Callable[[str], None], report: GcReport,
+    say: Callable[[str], None], report: GcReport, staged: dict[str, set[str]],
 ) -> None:
-    """Remove mirrored packages last used before `cutoff`, and stale access stamps."""
+    """Remove mirrored packages last used before `cutoff` (none with a stage waiting), and stale access stamps."""
     accessed = {name: at async for name, at in last_access(db)}
     seen: set[str] = set()
     async for name in store.package_names():
@@ -126,7 +132,7 @@ async def _forget_mirrored(
             continue
         fetched = float(doc[MIRROR_MARK].get("fetched") or 0)
         used = max(accessed.get(name, 0.0), fetched)
-        if used >= cutoff:
+        if used >= cutoff or name in staged:
             report.kept_recent += 1
             continue
         files = await store.list_files(name)
@@ -175,15 +181,18 @@ async def sweep_orphans(
     cutoff: float,
     dry_run: bool = False,
     say: Callable[[str], None] = print,
+    staged: dict[str, set[str]] | None = None,
 ) -> None:
     """Delete orphan tarballs and leftovers of killed writes last written before `cutoff` (epoch seconds).
 
     Every package with any file is looked at, with a packument or without.
-    A file whose age the store cannot tell is kept.
+    A file whose age the store cannot tell is kept, and so are the files
+    `staged` names per package (`staging.staged_files`).
     """
+    staged = staged or {}
     async for name in store.stored_package_names():
         try:
-            await _sweep_package(store, name, cutoff, dry_run, say, report)
+            await _sweep_package(store, name, cutoff, dry_run, say, report, staged.get(name, set()))
         except StorageError as exc:  # one package failing must not stop the sweep
             LOG.error("gc: could not sweep orphans of %s: %s", name, exc)
             report.failed += 1
@@ -191,9 +200,12 @@ async def sweep_orphans(
 
 async def _sweep_package(
     store: PackageStore, name: str, cutoff: float, dry_run: bool,
-    say: Callable[[str], None], report: GcReport,
+    say: Callable[[str], None], report: GcReport, staged: set[str],
 ) -> None:
-    files = [f for f in await store.list_stored_files(name) if f.partial or f.filename.endswith(".tgz")]
+    files = [
+        f for f in await store.list_stored_files(name)
+        if f.partial or (f.filename.endswith(".tgz") and f.filename not in staged)
+    ]
     if not files:
         return
     # Read after listing: a tarball a publish wrote before this read is

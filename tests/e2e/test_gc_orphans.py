@@ -20,6 +20,7 @@ import os
 import subprocess
 import tempfile
 import time
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -29,10 +30,11 @@ import pytest
 import yaml
 
 from registry.domain.packages import MIRROR_MARK
+from registry.domain.staging import STAGE_PK, StageRecord, staged_filename
 from registry.ops import cli
 from registry.ops.gc import collect
 from storage.backends import build_backends
-from storage.base import PackageStore, TarballInfo
+from storage.base import PackageStore, RegistryDatabase, TarballInfo
 from storage.fs import FsPackageStore
 from tests.e2e.fixtures import TARHOLD, TarholdStorage
 from tests.support.servers import free_port
@@ -209,3 +211,46 @@ async def test_an_orphan_written_again_while_gc_looks_is_kept(tmp_path: Path) ->
     assert all("written again while gc looked" in line for line in said[1::2])
     assert await tarballs(storage) == listed() | ORPHANS
     await db.close()
+
+
+def stage_of(name: str, version: str) -> StageRecord:
+    return StageRecord(
+        id=str(uuid.uuid4()), name=name, version=version, tag="latest", created="2024-01-01T00:00:00.000Z",
+        actor="alice", shasum="0" * 40, integrity="sha512-AAAA", size=6,
+    )
+
+
+async def leave_stages(storage: TarholdStorage) -> tuple[set[tuple[str, str]], set[tuple[str, str]]]:
+    """What `npm stage publish` leaves (a staged tarball and its STAGE record) for a local, a
+    mirrored and a new package, and the file of a rejected stage whose delete failed."""
+    if storage.directory is not None:
+        store, db = build_backends("fs", path=str(storage.directory))
+    else:
+        store, db = build_backends("aws-s3-storage", section=storage.store_section)
+    await store.open()
+    await db.open()
+    waiting = [stage_of("ours", "2.0.0"), stage_of("mirrored", "3.0.0"), stage_of("@acme/new", "1.0.0")]
+    try:
+        for record in waiting:
+            await store.write_tarball(record.name, record.filename, chunks(b"staged"))
+            await put_record(db, record)
+        rejected = staged_filename("ours", "3.0.0", str(uuid.uuid4()))
+        await store.write_tarball("ours", rejected, chunks(b"rejected"))
+    finally:
+        await db.close()
+        await store.close()
+    return {(r.name, r.filename) for r in waiting}, {("ours", rejected)}
+
+
+async def put_record(db: RegistryDatabase, record: StageRecord) -> None:
+    await db.put(STAGE_PK, record.id, record.as_item(), if_absent=True)
+
+
+def test_gc_keeps_the_tarballs_of_stages_waiting_for_review(tarhold_storage: TarholdStorage, tmp_path: Path) -> None:
+    asyncio.run(fill(tarhold_storage))
+    waiting, rejected = asyncio.run(leave_stages(tarhold_storage))
+    assert asyncio.run(tarballs(tarhold_storage)) == listed() | ORPHANS | waiting | rejected
+    done = gc(tarhold_storage, tmp_path, "--orphans-older-than", "0s", "--cached-older-than", "0s", real=True)
+    assert f"removed {len(ORPHANS) + 1} orphan tarballs" in done
+    # The mirrored package has a stage waiting: it stays too, however long unused.
+    assert asyncio.run(tarballs(tarhold_storage)) == listed() | waiting

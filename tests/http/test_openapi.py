@@ -29,6 +29,7 @@ CATCH_ALL_FORMS = {
         "/-/package/{package}/dist-tags", "/-/package/@{scope}/{name}/dist-tags",
         "/-/package/{package}/dist-tags/{tag}", "/-/package/@{scope}/{name}/dist-tags/{tag}",
     },
+    "/-/package/{}/access": {"/-/package/{package}/access", "/-/package/@{scope}/{name}/access"},
 }
 SAMPLES = {
     "package": "left-pad", "scope": "acme", "name": "ui", "spec": "1.0.0",

@@ -56,6 +56,7 @@ def test_every_option_is_parsed(tmp_path: Path) -> None:
                     "publish": "alice bob",
                     "unpublish": ["alice"],
                     "storage": "scoped",
+                    "publish_staged": True,
                 },
                 "**": {"access": "$all", "publish": "$authenticated", "proxy": "upstream"},
             },
@@ -78,9 +79,11 @@ def test_every_option_is_parsed(tmp_path: Path) -> None:
     acme = rule_for(config.packages, "@acme/ui")
     assert acme is not None and acme.storage == "scoped"
     assert acme.publish == ("alice", "bob") and acme.unpublish == ("alice",)
+    assert acme.publish_staged is True
     other = rule_for(config.packages, "left-pad")
     assert other is not None and other.proxy == ("upstream",)
     assert other.unpublish == other.publish  # unpublish falls back to publish
+    assert other.publish_staged is False
 
 
 def test_uplink_defaults_follow_verdaccio_except_max_fails() -> None:
@@ -148,6 +151,7 @@ def test_uplink_token_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> N
         ({"packages": {"**": {"acess": "$all"}}}, "packages.**.acess", "unknown package rule option"),
         ({"packages": {"**": {"access": 3}}}, "packages.**.access", "space-separated"),
         ({"packages": {"**": {"storage": "../up"}}}, "packages.**.storage", "relative folder"),
+        ({"packages": {"**": {"publish_staged": "yes"}}}, "packages.**.publish_staged", "true or false"),
         ({"packages": ["**"]}, "packages", "mapping"),
         ({"store": {"gcs": {}}}, "store.gcs", "unknown store"),
         ({"store": {"aws-s3-storage": {}}}, "store.aws-s3-storage.bucket", ""),
@@ -263,6 +267,6 @@ def test_the_example_config_mentions_every_option() -> None:
         "log", "format", "level", "max_users", "abort_multipart_after", "server", "header_timeout",
         "max_connections_per_address", "keepalive_timeout", "drain_timeout", "maxAttempts", "retryMode",
         "connectTimeout", "readTimeout", "policy", "min_age", "freeze_before", "unknown_age", "applies_to",
-        "strategy", "exclude_deprecated", "block", "allow", "filters",
+        "strategy", "exclude_deprecated", "block", "allow", "filters", "publish_staged",
     ]:
         assert f"{option}:" in text, option
