@@ -1,4 +1,5 @@
-"""Settings a package's maintainers keep on it, apart from its packument: `npm access set mfa=...`.
+"""Settings a package's maintainers keep on it, apart from its packument: `npm access set mfa=...`,
+and whether it takes staged versions only (`stage_required`).
 
 One `PKGSETTINGS`/`{name}` item per package that has any. npm sends the
 2FA level as two booleans (libnpmaccess.setMfa): `publish_requires_tfa` and
@@ -39,6 +40,9 @@ def mfa_from_body(body: dict[str, Any]) -> PackageMfa:
     return "automation" if overrides else "publish"
 
 
-async def set_package_mfa(db: RegistryDatabase, name: str, level: PackageMfa) -> None:
+async def change_settings(db: RegistryDatabase, name: str, changes: dict[str, Any]) -> dict[str, Any]:
+    """Apply `changes` (`mfa`, `stage_required`) to the package's settings; the settings now."""
     settings = {k: v for k, v in (await package_settings(db, name)).items() if k != "ver"}
-    await db.put(SETTINGS_PK, name, {**settings, "mfa": level})
+    settings.update(changes)
+    await db.put(SETTINGS_PK, name, settings)
+    return settings

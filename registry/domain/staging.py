@@ -78,13 +78,11 @@ MAX_DOC_INFLATED = 64 * 1024 * 1024
 STAGE_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
-def staging_required(rule: PackageRule | None, name: str) -> bool:
-    """Whether `name` may be published only through staging (a direct publish is refused).
-
-    Today the `packages:` rule decides (`publish_staged: true`); `name` is
-    there for a per-package setting to join it.
-    """
-    return rule is not None and rule.publish_staged
+def staging_required(rule: PackageRule | None, settings: dict[str, Any]) -> bool:
+    """Whether a package may be published only through staging (a direct publish is refused):
+    its `packages:` rule says `publish_staged: true`, or its maintainers set
+    `publish_requires_stage` on it (package_settings)."""
+    return (rule is not None and rule.publish_staged) or bool(settings.get("stage_required"))
 
 
 def parse_stage_id(text: str) -> str:

@@ -161,8 +161,8 @@ def package_paths() -> dict[str, Schema]:
         }
         paths[f"/-/package{base}/access"] = {
             "post": op(f"setPackageMfa{s}", "packages", "Set the package's two-factor requirement (npm access set mfa=...)", {
-                "200": json_response("the level now", {"type": "object", "properties": {"ok": {"type": "boolean"}, "mfa": {
-                    "enum": ["none", "publish", "automation"]}}}),
+                "200": json_response("the settings now", {"type": "object", "properties": {"ok": {"type": "boolean"}, "mfa": {
+                    "enum": ["none", "publish", "automation"]}, "publish_requires_stage": {"type": "boolean"}}}),
             }, params=names, body=json_body(ref("PackageMfa")), errors=WRITE_ERRORS,
                 description="Maintainers only. `publish`: every publish needs a one-time password, bypass tokens"
                             " included; `automation`: bypass tokens may publish without one. `access` (public/"

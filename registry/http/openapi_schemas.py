@@ -170,7 +170,8 @@ SCHEMAS: dict[str, Schema] = {
     "AdminTokenRevoked": obj({"ok": BOOL, "user": STR, "key": STR}),
     "PackageMfa": obj({
         "publish_requires_tfa": BOOL, "automation_token_overrides_tfa": BOOL,
-    }, required=("publish_requires_tfa",), description="what `npm access set mfa=none|publish|automation` sends"),
+        "publish_requires_stage": {"type": "boolean", "description": "tarhold: versions come in through npm stage only"},
+    }, description="what `npm access set mfa=none|publish|automation` sends, or tarhold's publish_requires_stage"),
     "PolicyRuleCreate": obj({
         "kind": {"enum": ["block", "allow"]},
         "package": {"type": "string", "description": "a package name, or a glob like `left-pad-*`"},

@@ -6,18 +6,21 @@ npm's body is `{"publish_requires_tfa": bool, "automation_token_overrides_tfa": 
 Only a maintainer may change it, with a one-time password when their own
 2FA covers writes. `npm access set status=...` asks for public/restricted,
 which tarhold's config decides (the `packages:` rules): refused, saying so.
+tarhold adds `{"publish_requires_stage": true}`: a direct publish is then
+refused and versions come in through `npm stage` only.
 """
 
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from aiohttp import web
 
 from registry.domain.access import Action
 from registry.domain.errors import BadRequest, NotFoundError
 from registry.domain.names import validate_package_name
-from registry.domain.package_settings import mfa_from_body, set_package_mfa
+from registry.domain.package_settings import change_settings, mfa_from_body, package_mfa
 from registry.domain.publish import check_maintainer
 from registry.http.access import require_visible
 from registry.http.appkeys import DATABASE, PACKAGES
@@ -27,6 +30,8 @@ from registry.http.urls import split_package_path
 
 LOG = logging.getLogger(__name__)
 MFA_FIELDS = {"publish_requires_tfa", "automation_token_overrides_tfa"}
+# tarhold's extension: `{"publish_requires_stage": true}` makes `npm stage` the only way in.
+STAGE_FIELD = "publish_requires_stage"
 
 
 def package_of(request: web.Request, what: str) -> str:
@@ -48,19 +53,27 @@ async def set_access(request: web.Request) -> web.Response:
             "who may read a package is set by the registry's packages: rules, not per package;"
             " ask the registry's operator"
         )
-    unknown = set(body) - MFA_FIELDS
-    if unknown:
-        raise BadRequest(f"unknown field {sorted(unknown)[0]!r}")
-    level = mfa_from_body(body)
+    unknown = set(body) - MFA_FIELDS - {STAGE_FIELD}
+    if unknown or not body:
+        raise BadRequest(f"unknown field {sorted(unknown)[0]!r}" if unknown else "nothing to change")
+    changes: dict[str, Any] = {}
+    if MFA_FIELDS & set(body):
+        changes["mfa"] = mfa_from_body(body)
+    if STAGE_FIELD in body:
+        if not isinstance(body[STAGE_FIELD], bool):
+            raise BadRequest(f"{STAGE_FIELD} must be true or false")
+        changes["stage_required"] = body[STAGE_FIELD]
     require_visible(request, name)
     current = await request.app[PACKAGES].read_live(name)
     if current is None:
         raise NotFoundError(f"package {name} not found")
     user = (await authorize_write(request, name, Action.PUBLISH)).user
     check_maintainer(current.doc, user)
-    await set_package_mfa(request.app[DATABASE], name, level)
-    LOG.warning("%s set mfa=%s on %s", user, level, name, extra={"user": user, "package": name})
-    return web.json_response({"ok": True, "mfa": level})
+    settings = await change_settings(request.app[DATABASE], name, changes)
+    LOG.warning("%s changed %s on %s", user, changes, name, extra={"user": user, "package": name})
+    return web.json_response({
+        "ok": True, "mfa": package_mfa(settings), STAGE_FIELD: bool(settings.get("stage_required")),
+    })
 
 
 def setup(app: web.Application) -> None:

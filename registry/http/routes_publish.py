@@ -13,6 +13,7 @@ from aiohttp import web
 
 from registry.domain.access import Action
 from registry.domain.errors import Forbidden, RegistryError, ServiceUnavailable
+from registry.domain.package_settings import package_settings
 from registry.domain.packages import MIRROR_MARK, is_mirrored
 from registry.domain.publish import publish
 from registry.domain.rules import PackageRule
@@ -31,7 +32,8 @@ async def publish_package(request: web.Request, name: str, body: dict[str, Any])
     """Publish the one new version `body` carries; 201 when it is stored and visible."""
     # Before the one-time password: a package that takes staged versions only
     # says so without asking for a code first.
-    if staging_required(authorize(request, name, Action.PUBLISH).rule, name):
+    settings = await package_settings(request.app[DATABASE], name)
+    if staging_required(authorize(request, name, Action.PUBLISH).rule, settings):
         raise Forbidden(f"{name} must be published through staging: run npm stage publish, then npm stage approve")
     permit = await authorize_write(request, name, Action.PUBLISH)  # with its one-time password
     await refuse_shadowing(request, name, permit.rule)

@@ -176,3 +176,28 @@ async def test_the_config_can_require_2fa_for_every_writer(make_client: MakeClie
     app = await enable_2fa(client, token)
     body = publish_body("req-pkg", "1.0.0")
     assert (await client.put(path_of("req-pkg"), json=body, headers=with_otp(token, app.code()))).status == 201
+
+
+async def test_reviewing_a_staged_version_needs_a_code_and_a_package_can_require_staging(
+    client: TestClient,
+) -> None:
+    token = await add_user(client, "ivy")
+    app = await enable_2fa(client, token)
+    body = publish_body("review-pkg", "1.0.0")
+    assert (await client.put(path_of("review-pkg"), json=body, headers=with_otp(token, app.code()))).status == 201
+    access = "/-/package/review-pkg/access"
+    response = await client.post(access, json={"publish_requires_stage": True}, headers=with_otp(token, app.code()))
+    assert response.status == 200 and (await response.json())["publish_requires_stage"] is True
+    direct = await client.put(path_of("review-pkg"), json=publish_body("review-pkg", "1.1.0"), headers=bearer(token))
+    assert direct.status == 403 and "npm stage publish" in (await direct.json())["error"]
+    # Staging needs no code (that is its point); approving and rejecting do.
+    staged = await client.post("/-/stage/package/review-pkg", json=publish_body("review-pkg", "1.1.0"),
+                               headers=bearer(token))
+    assert staged.status == 201, await staged.text()
+    stage_id = (await staged.json())["stageId"]
+    await assert_asks_for_otp(await client.post(f"/-/stage/{stage_id}/approve", headers=bearer(token)))
+    await assert_asks_for_otp(await client.delete(f"/-/stage/{stage_id}", headers=bearer(token)))
+    response = await client.post(f"/-/stage/{stage_id}/approve", headers=with_otp(token, app.recovery.pop()))
+    assert response.status == 201, await response.text()
+    doc = await (await client.get(path_of("review-pkg"))).json()
+    assert doc["dist-tags"]["latest"] == "1.1.0" and doc["versions"]["1.1.0"]["_stage"]["approvedBy"] == "ivy"
