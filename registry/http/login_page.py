@@ -37,7 +37,7 @@ from registry.http.appkeys import CONFIG, DATABASE
 from registry.http.auth import caches
 from registry.http.bodies import read_form, read_object
 from registry.http.clients import client_address
-from registry.http.otp import check_code
+from registry.http.otp import OTP_MISSING, OTP_WRONG, check_code
 from registry.http.sign_in import guarded
 from registry.http.urls import base_url
 from storage.base import Conflict, NotFound
@@ -86,8 +86,6 @@ FORM = """<p>{intro}</p>
 </form>
 """
 
-OTP_MISSING = "Your account has two-factor auth: enter the one-time password from your authenticator app too."
-OTP_WRONG = "The one-time password is wrong or was used already: enter the next one."
 EMAIL_FIELD = """<label>Email (for a new account) <input name="email" type="email"
   autocomplete="email" maxlength="254"></label>
 """

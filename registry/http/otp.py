@@ -27,6 +27,9 @@ from registry.http.sign_in import record, refuse_if_throttled
 OTP_HEADER = "npm-otp"
 ASK = "This operation requires a one-time password from your authenticator app: pass it with --otp=<code>"
 WRONG = "The one-time password is wrong or was used already: pass a fresh code with --otp=<code>"
+# The same, for the sign-in forms (npm's web login page, the web UI).
+OTP_MISSING = "Your account has two-factor auth: enter the one-time password from your authenticator app too."
+OTP_WRONG = "The one-time password is wrong or was used already: enter the next one."
 
 
 class OtpRequired(RegistryError):

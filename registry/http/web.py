@@ -49,6 +49,7 @@ from registry.domain.packument_views import manifest_for
 from registry.domain.policy import Verdict, refusal
 from registry.domain.search import judged, parse_query, ranked, shown_entries
 from registry.domain.summaries import clean_entry
+from registry.domain.two_factor import state_of
 from registry.domain.users import (
     create_token,
     get_user,
@@ -61,6 +62,7 @@ from registry.http.access import may_see
 from registry.http.appkeys import CONFIG, DATABASE, MIRROR, PACKAGES
 from registry.http.auth import SESSION_COOKIE, caches, identity_of
 from registry.http.bodies import read_form
+from registry.http.otp import OTP_MISSING, OTP_WRONG, check_code
 from registry.http.sign_in import checked_password
 from registry.http.urls import base_url, is_readable_name
 from registry.http.web_pages import (
@@ -281,6 +283,12 @@ async def login_submit(request: web.Request) -> web.Response:
         LOG.info("web sign-in refused for %s", username if valid_user_name(username) else "(invalid name)")
         body = login_body(prefix, username=username, error="Wrong username or password.", next_path=next_path)
         return html_page(request, "Sign in", body, status=401)
+    if state_of(user).enabled:  # two-factor auth covers every sign-in, this one too
+        try:
+            await check_code(request, username, str(form.get("otp", "")), missing=OTP_MISSING, wrong=OTP_WRONG)
+        except RegistryError as exc:
+            body = login_body(prefix, username=username, error=exc.message, next_path=next_path)
+            return html_page(request, "Sign in", body, status=exc.status)
     token, record = await create_token(
         request.app[DATABASE], username, readonly=True, name=SESSION_TOKEN_NAME,
         expires=int(time.time()) + SESSION_SECONDS,

@@ -9,6 +9,7 @@ import pyotp
 import pytest
 from aiohttp.test_utils import TestClient
 
+from .auth.helpers import form_action
 from .conftest import MakeClient
 from .packages import path_of, publish, publish_body
 from .users import PASSWORD, add_user, bearer, user_path
@@ -201,3 +202,22 @@ async def test_reviewing_a_staged_version_needs_a_code_and_a_package_can_require
     assert response.status == 201, await response.text()
     doc = await (await client.get(path_of("review-pkg"))).json()
     assert doc["dist-tags"]["latest"] == "1.1.0" and doc["versions"]["1.1.0"]["_stage"]["approvedBy"] == "ivy"
+
+
+async def test_both_sign_in_pages_ask_a_2fa_user_for_a_code(client: TestClient) -> None:
+    token = await add_user(client, "jack")
+    app = await enable_2fa(client, token, "auth-only")
+    form = {"username": "jack", "password": PASSWORD, "next": "/"}
+    response = await client.post("/-/web/login", data=form, allow_redirects=False)
+    assert response.status == 401 and "two-factor auth" in await response.text()
+    response = await client.post("/-/web/login", data={**form, "otp": app.code()}, allow_redirects=False)
+    assert response.status == 303
+    # npm login's web page (the default of npm 9+): the same.
+    urls = await (await client.post("/-/v1/login", json={})).json()
+    action = form_action(urls["loginUrl"])
+    response = await client.post(action, data={"username": "jack", "password": PASSWORD})
+    assert response.status == 401 and "two-factor auth" in await response.text()
+    response = await client.post(action, data={"username": "jack", "password": PASSWORD, "otp": "000000"})
+    assert response.status == 401 and "wrong or was used" in await response.text()
+    response = await client.post(action, data={"username": "jack", "password": PASSWORD, "otp": app.code()})
+    assert response.status == 200 and "Signed in as jack" in await response.text()
