@@ -35,6 +35,7 @@ from registry.domain.users import get_user
 from registry.http.appkeys import DATABASE
 from registry.http.auth import Identity, caches, grant_allows, require_user
 from registry.http.bodies import read_object
+from registry.http.otp import require_otp
 
 PREFIX = "/-/tarhold"
 USER_FIELDS = {"name", "password", "email", "admin"}
@@ -62,6 +63,10 @@ async def require_admin(request: web.Request) -> Identity:
     if not grant_allows(identity, "user", "*", write=write):
         needed = "user:read+write=*" if write else "user:read=*"
         raise Forbidden(f"this token may not {'change' if write else 'read'} users and tokens (it needs {needed})")
+    if write:
+        # Changing users, tokens or the policy is a write like making a token:
+        # under auth-and-writes it takes the admin's one-time password.
+        await require_otp(request, identity, purpose="token")
     return identity
 
 
