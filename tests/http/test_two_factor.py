@@ -221,3 +221,19 @@ async def test_both_sign_in_pages_ask_a_2fa_user_for_a_code(client: TestClient) 
     assert response.status == 401 and "wrong or was used" in await response.text()
     response = await client.post(action, data={"username": "jack", "password": PASSWORD, "otp": app.code()})
     assert response.status == 200 and "Signed in as jack" in await response.text()
+
+
+async def test_admin_api_writes_take_the_admins_code(
+    make_client: MakeClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TARHOLD_ADMIN_PASSWORD", PASSWORD)
+    monkeypatch.delenv("TARHOLD_ADMIN_TOKEN", raising=False)
+    monkeypatch.delenv("TARHOLD_ADMIN_USER", raising=False)
+    client = await make_client()
+    token = await add_user(client, "admin")  # npm login as the bootstrapped admin
+    app = await enable_2fa(client, token)
+    assert (await client.get("/-/tarhold/users", headers=bearer(token))).status == 200  # reads need none
+    rule = {"kind": "block", "package": "left-pad"}
+    await assert_asks_for_otp(await client.post("/-/tarhold/policy", json=rule, headers=bearer(token)))
+    response = await client.post("/-/tarhold/policy", json=rule, headers=with_otp(token, app.code()))
+    assert response.status == 201
