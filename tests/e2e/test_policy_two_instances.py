@@ -97,6 +97,9 @@ async def poll_until(
     return time.monotonic() - since, seen
 
 
+# S3 + DynamoDB is the many-instances deployment; the embedded backend's rule
+# store is the same contract (tests/http/test_policy_http.py runs it).
+@pytest.mark.parametrize("tarhold_storage", ["aws"], indirect=True)
 async def test_a_block_on_one_instance_is_enforced_by_the_other_within_5_seconds_and_lifted(
     tarhold_storage: TarholdStorage,
     start_tarhold_on: Callable[..., TarholdServer],

@@ -189,7 +189,7 @@ def test_publishes_under_faults_succeed_or_fail_cleanly_and_storage_keeps_what_w
 ) -> None:
     name = unique_name("faulty")
     assert publish(registry, token, name, "0.0.1")[0] == 201  # the package exists, owned by us
-    versions = [f"1.0.{n}" for n in range(20)]
+    versions = [f"1.0.{n}" for n in range(12)]
     before = retries_counted(registry)
 
     proxy.plan = FaultPlan(rate=0.3, kinds=MIXED)
@@ -242,7 +242,7 @@ def test_a_write_whose_answer_was_lost_is_not_refused_as_a_conflict_with_itself(
     (its packument): it landed, so 201; or, when retries ran out, a clean 5xx."""
     name = unique_name("lost-answers")
     assert publish(registry, token, name, "0.0.1")[0] == 201
-    versions = [f"1.1.{n}" for n in range(12)]
+    versions = [f"1.1.{n}" for n in range(8)]
     proxy.plan = FaultPlan(
         rate=0.35, kinds=frozenset({RESET}), methods=frozenset({"PUT", "POST"}),
         operations=frozenset({"UpdateItem", "DeleteItem"}), after_forward=True,
