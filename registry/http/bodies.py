@@ -88,3 +88,20 @@ async def read_form(request: web.Request) -> MultiDictProxy[str | bytes | web.Fi
         raise _too_large(request.app[CONFIG].max_body_size) from None
     except (ValueError, UnicodeDecodeError, AssertionError) as exc:
         raise BadRequest(f"request body is not a valid form: {exc}") from None
+
+
+def query_int(request: web.Request, key: str, default: int, low: int, high: int, *, clamp: bool = False) -> int:
+    """A whole-number query parameter (`default` when absent); 400 when it is not a number, and when
+    it is outside [low, high] unless `clamp` (npm search's `size` and `from`) pulls it in."""
+    raw = request.query.get(key)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise BadRequest(f"{key} must be a whole number") from None
+    if clamp:
+        return max(low, min(high, value))
+    if not low <= value <= high:
+        raise BadRequest(f"{key} must be between {low} and {high}")
+    return value

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from registry.domain.errors import BadRequest
 from registry.domain.search import (
     in_scope,
     judged,
@@ -18,26 +17,16 @@ from registry.domain.search import (
 from registry.domain.summaries import clean_entry
 from registry.http.access import may_see
 from registry.http.appkeys import DATABASE, PACKAGES
+from registry.http.bodies import query_int
 from registry.http.routes_uplink import upstream_search
 
 MAX_SIZE = 250
 
 
-def _int(request: web.Request, key: str, default: int, low: int, high: int) -> int:
-    raw = request.query.get(key)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise BadRequest(f"{key} must be a whole number") from None
-    return max(low, min(high, value))
-
-
 async def search(request: web.Request) -> web.Response:
     text = request.query.get("text", "").strip().lower()
-    size = _int(request, "size", 20, 1, MAX_SIZE)
-    offset = _int(request, "from", 0, 0, 1_000_000)
+    size = query_int(request, "size", 20, 1, MAX_SIZE, clamp=True)
+    offset = query_int(request, "from", 0, 0, 1_000_000, clamp=True)
     words, scope = parse_query(text)
     entries = [
         clean_entry(entry, name) async for name, entry in request.app[DATABASE].query("PACKAGE")

@@ -43,9 +43,10 @@ from registry.domain.users import get_user
 from registry.http.access import authorize, rule_of
 from registry.http.appkeys import CONFIG, DATABASE, PACKAGES
 from registry.http.auth import require_user
-from registry.http.bodies import read_object
+from registry.http.bodies import query_int, read_object
 from registry.http.otp import require_otp
 from registry.http.routes_publish import refuse_shadowing
+from registry.http.routes_tarballs import stream_reader
 from registry.http.urls import base_url, split_package_path
 from storage.base import NotFound
 
@@ -57,19 +58,6 @@ MAX_PAGE = 100_000
 STAGE_PATH = "/-/stage/package/"
 
 
-def _number(request: web.Request, key: str, default: int, lowest: int, highest: int) -> int:
-    raw = request.query.get(key)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise BadRequest(f"{key} must be a whole number") from None
-    if not lowest <= value <= highest:
-        raise BadRequest(f"{key} must be between {lowest} and {highest}")
-    return value
-
-
 async def _maintainers(request: web.Request, name: str) -> list[str]:
     current = await request.app[PACKAGES].read(name, cached=True)
     return [] if current is None or is_mirrored(current.doc) else maintainer_names(current.doc)
@@ -78,8 +66,8 @@ async def _maintainers(request: web.Request, name: str) -> list[str]:
 async def list_stages(request: web.Request) -> web.Response:
     """`GET /-/stage?package=&page=&perPage=`: `{items, page, perPage, total}`."""
     identity = require_user(request)
-    page = _number(request, "page", 0, 0, MAX_PAGE)
-    per_page = _number(request, "perPage", PER_PAGE, 1, MAX_PER_PAGE)
+    page = query_int(request, "page", 0, 0, MAX_PAGE)
+    per_page = query_int(request, "perPage", PER_PAGE, 1, MAX_PER_PAGE)
     package = request.query.get("package") or None
     if package is not None and len(package) > 214:
         raise BadRequest("package must be a package name")
@@ -123,15 +111,7 @@ async def stage_tarball(request: web.Request) -> web.StreamResponse:
     except NotFound:
         raise NotFoundError(f"the staged tarball of {record.name}@{record.version} is gone") from None
     async with reader:
-        response = web.StreamResponse(headers={"Cache-Control": "no-store", "ETag": reader.etag})
-        response.content_type = "application/octet-stream"
-        response.content_length = reader.size
-        await response.prepare(request)
-        if request.method != "HEAD":
-            async for chunk in reader:
-                await response.write(chunk)
-        await response.write_eof()
-        return response
+        return await stream_reader(request, reader, {"Cache-Control": "no-store", "ETag": reader.etag})
 
 
 def _package_of(request: web.Request) -> str:

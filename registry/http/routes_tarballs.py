@@ -24,6 +24,7 @@ from registry.domain.tarballs import (
 from registry.http.access import authorize
 from registry.http.appkeys import MIRROR, PACKAGES
 from registry.http.usage import note_access
+from storage.base import TarballReader
 from uplinks.base import UplinkError
 
 LOG = logging.getLogger(__name__)
@@ -76,15 +77,20 @@ async def stored_stream_response(request: web.Request, answer: StoredStream) -> 
         headers = {"ETag": reader.etag, **TARBALL_HEADERS}
         if reader.etag in request.headers.get("If-None-Match", ""):
             return web.Response(status=304, headers=headers)
-        response = web.StreamResponse(headers=headers)
-        response.content_type = "application/octet-stream"
-        response.content_length = reader.size
-        await response.prepare(request)
-        if request.method != "HEAD":
-            async for chunk in reader:
-                await response.write(chunk)
-        await response.write_eof()
-        return response
+        return await stream_reader(request, reader, headers)
+
+
+async def stream_reader(request: web.Request, reader: TarballReader, headers: dict[str, str]) -> web.StreamResponse:
+    """Send an open stored tarball (the caller closes the reader) with `headers`; no body for HEAD."""
+    response = web.StreamResponse(headers=headers)
+    response.content_type = "application/octet-stream"
+    response.content_length = reader.size
+    await response.prepare(request)
+    if request.method != "HEAD":
+        async for chunk in reader:
+            await response.write(chunk)
+    await response.write_eof()
+    return response
 
 
 async def mirror_response(
