@@ -80,7 +80,7 @@ FORM = """<p>{intro}</p>
   autocapitalize="none" autocomplete="username" maxlength="64"></label>
 <label>Password <input name="password" type="password" required
   autocomplete="{password_hint}"></label>
-{email}<label>One-time password (only if your account has two-factor auth)
+{email}<label>Authenticator code (only if your account has two-factor auth)
   <input name="otp" inputmode="numeric" autocomplete="one-time-code" maxlength="64"></label>
 <button type="submit">{action}</button>
 </form>

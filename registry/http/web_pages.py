@@ -361,7 +361,7 @@ def login_body(prefix: str, *, username: str = "", error: str = "", next_path: s
         f'<label>Username <input name="username" value="{esc(username)}" required autofocus'
         ' autocapitalize="none" autocomplete="username" maxlength="64"></label>'
         '<label>Password <input name="password" type="password" required autocomplete="current-password"'
-        ' maxlength="1024"></label><label>One-time password (if your account has two-factor auth)'
+        ' maxlength="1024"></label><label>Authenticator code (if your account has two-factor auth)'
         ' <input name="otp" inputmode="numeric" autocomplete="one-time-code" maxlength="64"></label>'
         '<button type="submit">Sign in</button></form></section>'
     )
