@@ -13,12 +13,14 @@ faster than passwords.
 
 from __future__ import annotations
 
+from typing import Any
+
 from aiohttp import web
 
 from registry.domain.access import Action, Identity
 from registry.domain.errors import RegistryError
 from registry.domain.package_settings import package_mfa, package_settings
-from registry.domain.two_factor import Purpose, check, otp_needed, state_of
+from registry.domain.two_factor import PackageMfa, Purpose, check, otp_needed, state_of
 from registry.domain.users import get_user
 from registry.http.access import Permit, authorize
 from registry.http.appkeys import CONFIG, DATABASE, SECRET
@@ -41,12 +43,16 @@ class OtpRequired(RegistryError):
 
 
 async def require_otp(
-    request: web.Request, identity: Identity, *, purpose: Purpose, package: str | None = None
+    request: web.Request, identity: Identity, *, purpose: Purpose, package: str | None = None,
+    settings: dict[str, Any] | None = None,
 ) -> None:
-    """Return when `identity` may go on with `purpose` (on `package`); OtpRequired or Forbidden otherwise."""
+    """Return when `identity` may go on with `purpose` (on `package`, whose settings the caller
+    may have read already); OtpRequired or Forbidden otherwise."""
     db = request.app[DATABASE]
     user = await get_user(db, identity.user)
-    mfa = package_mfa(await package_settings(db, package)) if package and purpose == "publish" else "none"
+    mfa: PackageMfa = "none"
+    if package and purpose == "publish":
+        mfa = package_mfa(settings if settings is not None else await package_settings(db, package))
     needed = otp_needed(
         state_of(user), purpose, bypass=identity.bypass_2fa, package_mfa=mfa,
         required_by_config=request.app[CONFIG].auth.require_2fa,
@@ -71,9 +77,11 @@ async def check_code(
         raise OtpRequired(wrong)
 
 
-async def authorize_write(request: web.Request, name: str, action: Action) -> Permit:
+async def authorize_write(
+    request: web.Request, name: str, action: Action, settings: dict[str, Any] | None = None
+) -> Permit:
     """`authorize` for a change of package `name`, then the one-time password it may need."""
     permit = authorize(request, name, action)
     if permit.identity is not None:
-        await require_otp(request, permit.identity, purpose="publish", package=name)
+        await require_otp(request, permit.identity, purpose="publish", package=name, settings=settings)
     return permit

@@ -35,7 +35,7 @@ async def publish_package(request: web.Request, name: str, body: dict[str, Any])
     settings = await package_settings(request.app[DATABASE], name)
     if staging_required(authorize(request, name, Action.PUBLISH).rule, settings):
         raise Forbidden(f"{name} must be published through staging: run npm stage publish, then npm stage approve")
-    permit = await authorize_write(request, name, Action.PUBLISH)  # with its one-time password
+    permit = await authorize_write(request, name, Action.PUBLISH, settings)  # with its one-time password
     await refuse_shadowing(request, name, permit.rule)
     request_base = base_url(request)
     profile = await get_user(request.app[DATABASE], permit.user)
