@@ -27,6 +27,7 @@ from registry.domain.leases import Lease
 from registry.domain.mirror_policy import UNCHANGED, MirrorPolicy, View, shown_doc
 from registry.domain.packument import tarball_file_of
 from registry.domain.packument_views import abbreviate, rewrite_tarball_urls
+from registry.domain.signing import SigningKey
 from registry.domain.summaries import summary_of
 from storage.base import NotFound, PackageStore, RegistryDatabase
 from storage.heap import TRIM_AFTER_BYTES, trimmed
@@ -94,6 +95,9 @@ class Packages:
         self.store = store
         self.db = db
         self.policy = policy or MirrorPolicy()
+        # The registry's signing key (signing.py), set once storage is open; None: versions
+        # published here carry no registry signature.
+        self.signer: SigningKey | None = None
         self.ttl = cache.packument_ttl
         self.writes = ChangeQueue(self.read, self._write, self.changed)
         self.tarballs = TarballCache(cache.tarball_memory, cache.tarball_max_size, cache.packument_ttl)

@@ -33,6 +33,7 @@ from registry.domain.names import tarball_filename, validate_package_name
 from registry.domain.packages import Packages, is_mirrored
 from registry.domain.packed_manifest import from_tarball
 from registry.domain.packument import AttachmentInfo, apply_publish, parse_version
+from registry.domain.signing import SigningKey
 from registry.domain.tarball import Limits, inspect_in_pool
 from storage.base import NotFound, RegistryDatabase
 from uplinks.documents import is_tombstone
@@ -240,11 +241,12 @@ async def verified_tarball(
 
 def publish_change(
     name: str, body: dict[str, Any], info: AttachmentInfo, *, user: str, maintainer: str,
-    tarball_url: Any, now: str, stage: dict[str, Any] | None = None,
+    tarball_url: Any, now: str, stage: dict[str, Any] | None = None, signer: SigningKey | None = None,
 ) -> Change:
     """The pure packument change that adds the version: published by `user`, allowed when
     `maintainer` maintains the package (the same user, but for an approved stage the
-    approver); `stage` is recorded in the version's manifest as `_stage`."""
+    approver); `stage` is recorded in the version's manifest as `_stage`; `signer` adds
+    the registry's signature to its `dist.signatures` (signing.py)."""
 
     def apply(doc: Doc | None) -> Doc:
         if doc is not None and is_mirrored(doc):
@@ -255,6 +257,10 @@ def publish_change(
         )
         if stage is not None:
             new["versions"][version] = {**new["versions"][version], "_stage": dict(stage)}
+        if signer is not None:
+            manifest = new["versions"][version]
+            dist = {**manifest["dist"], "signatures": [signer.sign(name, version, info.integrity)]}
+            new["versions"][version] = {**manifest, "dist": dist}
         return new
 
     return apply
@@ -314,6 +320,7 @@ async def publish(
     async with verified_tarball(name, body, target, limits) as upload:
         apply = publish_change(
             name, body, upload.info, user=user, maintainer=user, tarball_url=tarball_url, now=now_iso(),
+            signer=packages.signer,
         )
         apply(current)  # validate against the current document before storing any bytes
         new = await commit_version(packages, name, version, apply, upload.chunks)

@@ -360,7 +360,7 @@ async def approve(packages: Packages, record: StageRecord, *, approver: str, tar
     }
     apply = publish_change(
         record.name, body, info, user=record.actor, maintainer=approver, tarball_url=tarball_url,
-        now=stamp, stage=review,
+        now=stamp, stage=review, signer=packages.signer,
     )
     apply(await local_doc(packages, record.name))
     new = await commit_version(

@@ -18,7 +18,6 @@ conditional write on the user item, so two instances cannot both accept it.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
 import secrets
@@ -27,11 +26,8 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import pyotp
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from registry.domain import sealing
 from registry.domain.errors import BadRequest, Forbidden
 from registry.domain.users import PROFILE_SK, WRITE_RETRIES, user_pk
 from storage.base import Conflict, NotFound, RegistryDatabase
@@ -43,6 +39,7 @@ RECOVERY_CODES = 8
 STEP = 30
 DRIFT_STEPS = 1
 MAX_CODE = 64
+SEAL_PURPOSE = b"tarhold totp secret"
 
 
 @dataclass(frozen=True)
@@ -79,23 +76,14 @@ def profile_tfa(user: dict[str, Any]) -> dict[str, Any] | bool:
 # -- the secret, encrypted at rest --------------------------------------------------
 
 
-def _key(registry_secret: str) -> bytes:
-    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"tarhold totp secret").derive(
-        registry_secret.encode()
-    )
-
-
 def seal(secret: str, registry_secret: str) -> str:
-    nonce = secrets.token_bytes(12)
-    sealed = AESGCM(_key(registry_secret)).encrypt(nonce, secret.encode(), b"totp")
-    return base64.b64encode(nonce + sealed).decode()
+    return sealing.seal(secret, registry_secret, SEAL_PURPOSE)
 
 
 def unseal(sealed: str, registry_secret: str) -> str:
-    raw = base64.b64decode(sealed)
     try:
-        return AESGCM(_key(registry_secret)).decrypt(raw[:12], raw[12:], b"totp").decode()
-    except InvalidTag:
+        return sealing.unseal(sealed, registry_secret, SEAL_PURPOSE)
+    except ValueError:
         raise ValueError("the stored TOTP secret does not open with this registry's secret") from None
 
 

@@ -25,6 +25,7 @@ from registry.http import (
     metrics_endpoint,
     routes_admin,
     routes_auth,
+    routes_keys,
     routes_packages,
     routes_policy,
     routes_stage,
@@ -196,6 +197,7 @@ def create_app(config: Config) -> web.Application:
     app[MIRROR] = build_mirror(app[PACKAGES], config.uplinks)
     app.cleanup_ctx.append(storage_ctx)
     app.cleanup_ctx.append(policy_ctx)
+    routes_keys.setup(app)  # GET /-/npm/v1/keys; the signing key once storage is open
     app.cleanup_ctx.append(mirror_ctx)
     app.router.add_get("/-/ping", ping)
     app.router.add_get("/health", health)

@@ -245,6 +245,9 @@ def npm_paths() -> dict[str, Schema]:
             "200": json_response("signed in: the token, delivered once", "LoginDone"),
             "202": {"description": "still waiting (Retry-After: 1)"}},
             params=["session"], extra_params=[query("secret", "the secret from doneUrl")], errors=("NotFound",))},
+        "/-/npm/v1/keys": {"get": op("signingKeys", "registry", "The registry's public signing keys (npm audit signatures)", {
+            "200": json_response("every key, the signing one first; a rotated key keeps its expires", "SigningKeys")},
+            security=PUBLIC)},
         "/-/v1/search": {"get": op("search", "search", "Search packages (local first, then the uplink)", {
             "200": json_response("results", "SearchResults")}, extra_params=search_params)},
         **{path: {"post": op(op_id, "audit", summary, {

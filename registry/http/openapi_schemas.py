@@ -168,6 +168,11 @@ SCHEMAS: dict[str, Schema] = {
     }, required=("user",)),
     "AdminTokenCreated": {"allOf": [ref("AdminToken"), obj({"token": {"type": "string", "description": "the token, shown this once"}}, open_=True)]},
     "AdminTokenRevoked": obj({"ok": BOOL, "user": STR, "key": STR}),
+    "SigningKeys": obj({"keys": {"type": "array", "items": obj({
+        "keyid": {"type": "string", "description": "SHA256: and the base64 SHA-256 of the key"},
+        "keytype": {"const": "ecdsa-sha2-nistp256"}, "scheme": {"const": "ecdsa-sha2-nistp256"},
+        "key": {"type": "string", "description": "base64 DER SubjectPublicKeyInfo"}, "expires": NULLABLE_DATE,
+    }, required=("keyid", "keytype", "scheme", "key", "expires"))}}, required=("keys",)),
     "PackageMfa": obj({
         "publish_requires_tfa": BOOL, "automation_token_overrides_tfa": BOOL,
         "publish_requires_stage": {"type": "boolean", "description": "tarhold: versions come in through npm stage only"},

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from registry.http.logs import configure_logging
 from registry.ops.cli_admin import add_parsers as add_admin_parsers
+from registry.ops.cli_keys import add_keys_parsers
 from registry.ops.cli_ops import add_parsers as add_ops_parsers
 from registry.ops.cli_policy import add_policy_parsers
 from registry.ops.init import cmd_init
@@ -71,6 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_admin_parsers(sub)  # user add|list|remove|passwd, token create|list|revoke
     add_ops_parsers(sub)  # import verdaccio, gc
     add_policy_parsers(sub)  # policy block|allow|list|rm|import-osv
+    add_keys_parsers(sub)  # keys list|rotate
     return parser
 
 
