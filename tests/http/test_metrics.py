@@ -227,7 +227,7 @@ async def test_the_storage_proxies_stay_transparent(client: TestClient, backend:
         assert isinstance(store, S3PackageStore) and isinstance(database, DynamoRegistryDatabase)
     assert type(store).__name__ == "InstrumentedPackageStore"
     items = [sk async for sk, _ in database.query("CONFIG")]
-    assert items == ["SECRET"]
+    assert items[:2] == ["SECRET", "SIGNKEY"] and len(items) == 3 and items[2].startswith("SIGNKEY#")
 
 
 def test_every_call_of_the_storage_contracts_is_timed() -> None:
