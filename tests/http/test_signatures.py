@@ -7,6 +7,7 @@ import asyncio
 import base64
 import json
 import shutil
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from registry.domain.signing import current_key, rotate
 from registry.http.appkeys import DATABASE, PACKAGES, SECRET
+from tests.support.fake_upstream import FakeUpstream
 
 from .conftest import MakeClient
 from .packages import packument, publish
@@ -40,8 +42,23 @@ pacote.manifest(spec, {registry, verifySignatures: true,
 
 
 @pytest.fixture
-async def client(make_client: MakeClient) -> TestClient:
-    return await make_client()
+async def upstream() -> AsyncIterator[FakeUpstream]:
+    fake = FakeUpstream()
+    fake.sign_releases()
+    await fake.start()
+    fake.add_package("upstream-signed", ["2.0.0"])
+    try:
+        yield fake
+    finally:
+        await fake.stop()
+
+
+@pytest.fixture
+async def client(make_client: MakeClient, upstream: FakeUpstream) -> TestClient:
+    return await make_client(
+        uplinks={"up": {"url": upstream.url, "timeout": "5s"}},
+        packages={"upstream-*": {"access": "$all", "proxy": "up"}, "**": {"access": "$all", "publish": "$authenticated"}},
+    )
 
 
 async def keys_of(client: TestClient) -> list[dict[str, Any]]:
@@ -61,9 +78,10 @@ def verifies(key: dict[str, Any], message: str, signature: str) -> bool:
 
 
 async def test_versions_published_here_are_signed_with_a_listed_key_and_rotation_keeps_them_valid(
-    client: TestClient,
+    client: TestClient, upstream: FakeUpstream,
 ) -> None:
-    [key] = await keys_of(client)
+    key, *uplink_keys = await keys_of(client)
+    assert [k["keyid"] for k in uplink_keys] == [k["keyid"] for k in upstream.signing_keys()]
     assert key["keytype"] == key["scheme"] == "ecdsa-sha2-nistp256" and key["expires"] is None
     assert key["keyid"].startswith("SHA256:")
     token = await add_user(client, "signer")
@@ -80,7 +98,8 @@ async def test_versions_published_here_are_signed_with_a_listed_key_and_rotation
     assert old == key["keyid"]
     client.app[PACKAGES].signer = await current_key(db, secret)  # what the refresh loop does
     listed = {k["keyid"]: k for k in await keys_of(client)}
-    assert set(listed) == {old, new} and listed[old]["expires"] and listed[new]["expires"] is None
+    assert set(listed) == {old, new, *(k["keyid"] for k in upstream.signing_keys())}
+    assert listed[old]["expires"] and listed[new]["expires"] is None
     assert await publish(client, token, "signed-pkg", "1.1.0") == 201
     doc = await packument(client, "signed-pkg")
     newer = doc["versions"]["1.1.0"]["dist"]
@@ -91,16 +110,16 @@ async def test_versions_published_here_are_signed_with_a_listed_key_and_rotation
 
 @pytest.mark.skipif(not PACOTE.is_dir(), reason="npm (with its pacote) is not installed")
 async def test_npm_s_own_verifier_accepts_the_signature_and_refuses_a_tampered_integrity(
-    client: TestClient, tmp_path: Path,
+    client: TestClient, upstream: FakeUpstream, tmp_path: Path,
 ) -> None:
     token = await add_user(client, "pacote")
     assert await publish(client, token, "verified-pkg", "1.0.0") == 201
     registry = str(client.make_url("/"))
     keys = json.dumps(await keys_of(client))
 
-    async def verify() -> dict[str, Any]:
+    async def verify(spec: str = "verified-pkg@1.0.0") -> dict[str, Any]:
         process = await asyncio.create_subprocess_exec(
-            "node", "-e", VERIFY, str(PACOTE), "verified-pkg@1.0.0", registry, keys,
+            "node", "-e", VERIFY, str(PACOTE), spec, registry, keys,
             stdout=asyncio.subprocess.PIPE, env={"HOME": str(tmp_path), "PATH": "/usr/bin:/bin"},
         )
         out, _ = await asyncio.wait_for(process.communicate(), 60)
@@ -108,6 +127,9 @@ async def test_npm_s_own_verifier_accepts_the_signature_and_refuses_a_tampered_i
 
     answer = await verify()
     assert answer["ok"], answer
+    # A mirrored version keeps its upstream's signature, which verifies against the merged key list.
+    mirrored = await verify("upstream-signed@2.0.0")
+    assert mirrored["ok"] and mirrored["signatures"][0]["keyid"] == upstream.signing_keys()[0]["keyid"], mirrored
     # Tamper with the stored integrity: the signature no longer covers it.
     packages = client.app[PACKAGES]
 

@@ -29,13 +29,16 @@ shape the body. The request handling is in
 from __future__ import annotations
 
 import asyncio
+import base64
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from types import TracebackType
 from typing import Any, Self
 
 from aiohttp import web
+from cryptography.hazmat.primitives.asymmetric import ec
 
+from registry.domain.signing import KEYTYPE, SigningKey, keyid_of, public_der
 from tests.support.fake_upstream_docs import (
     PackageRecord,
     build_version,
@@ -74,6 +77,7 @@ class FakeUpstream(UpstreamServing):
         self._clock = 0
         self._auth: str | None = None
         self._audit_enabled = True
+        self._signer: SigningKey | None = None
         self.clear_faults()
 
     # -- lifecycle ----------------------------------------------------------
@@ -142,6 +146,9 @@ class FakeUpstream(UpstreamServing):
         record = self._packages.get(name) or PackageRecord(name=name)
         for version, fields in fields_by_version.items():
             manifest, tarball = build_version(name, version, fields, files)
+            if self._signer is not None:
+                signature = self._signer.sign(name, version, manifest["dist"]["integrity"])
+                manifest = {**manifest, "dist": {**manifest["dist"], "signatures": [signature]}}
             record.manifests[version] = manifest
             record.tarballs[version] = tarball
             record.times[version] = self._tick()
@@ -158,6 +165,19 @@ class FakeUpstream(UpstreamServing):
         record.times = {"created": record.times["created"], "modified": record.times["modified"], **versions_times}
         self._packages[name] = record
         self._rendered.pop(name, None)
+
+    def sign_releases(self) -> None:
+        """From now on sign every version added (`dist.signatures`, as a public registry does) and
+        serve the key at `/-/npm/v1/keys`; without it the fake has no keys (404), like many registries."""
+        private = ec.generate_private_key(ec.SECP256R1())
+        self._signer = SigningKey(keyid_of(public_der(private)), private)
+
+    def signing_keys(self) -> list[dict[str, Any]]:
+        if self._signer is None:
+            return []
+        der = public_der(self._signer.private)
+        return [{"expires": None, "keyid": self._signer.keyid, "keytype": KEYTYPE, "scheme": KEYTYPE,
+                 "key": base64.b64encode(der).decode()}]
 
     def set_published(self, name: str, version: str, moment: datetime | None) -> None:
         """Say `version` was published at `moment` (None: no `time` entry at all)."""

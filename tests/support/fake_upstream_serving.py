@@ -297,6 +297,9 @@ class UpstreamServing:
             offset = max(int(query.get("from", "0") or 0), 0)
             docs = [self.packument(name) for name in sorted(self._packages)]
             return _json(200, search_results(docs, query.get("text", ""), size, offset))
+        if recorded.kind == "keys" and request.method in ("GET", "HEAD"):
+            keys = self.signing_keys()
+            return _json(200, {"keys": keys}) if keys else _error(404, "Not found")
         if recorded.kind == "dist-tags" and request.method in ("GET", "HEAD"):
             record = self._packages.get(recorded.name or "")
             return _json(200, record.dist_tags) if record else _error(404, "Not found")
@@ -361,6 +364,8 @@ def _special_kind(rest: str) -> str:
         return "audit"
     if rest.startswith("/-/package/") and rest.endswith("/dist-tags"):
         return "dist-tags"
+    if rest == "/-/npm/v1/keys":
+        return "keys"
     return "other"
 
 
