@@ -19,14 +19,13 @@ from aiohttp import web
 
 from registry.domain.access import Action
 from registry.domain.errors import BadRequest, NotFoundError
-from registry.domain.names import validate_package_name
 from registry.domain.package_settings import change_settings, mfa_from_body, package_mfa
 from registry.domain.publish import check_maintainer
 from registry.http.access import require_visible
 from registry.http.appkeys import DATABASE, PACKAGES
 from registry.http.bodies import read_object
 from registry.http.otp import authorize_write
-from registry.http.urls import split_package_path
+from registry.http.urls import package_after
 
 LOG = logging.getLogger(__name__)
 MFA_FIELDS = {"publish_requires_tfa", "automation_token_overrides_tfa"}
@@ -34,19 +33,8 @@ MFA_FIELDS = {"publish_requires_tfa", "automation_token_overrides_tfa"}
 STAGE_FIELD = "publish_requires_stage"
 
 
-def package_of(request: web.Request, what: str) -> str:
-    """The package of `/-/package/{name}/{what}` from the encoded path; 404 for another shape."""
-    raw = request.rel_url.raw_path
-    start = raw.find("/-/package/")
-    parsed = split_package_path(raw[start + len("/-/package/") - 1:]) if start >= 0 else None
-    if parsed is None or parsed.rest != (what,):
-        raise NotFoundError("not found")
-    validate_package_name(parsed.name)
-    return parsed.name
-
-
 async def set_access(request: web.Request) -> web.Response:
-    name = package_of(request, "access")
+    name = package_after(request, "/-/package/", ("access",)).name
     body = await read_object(request)
     if "access" in body:
         raise BadRequest(

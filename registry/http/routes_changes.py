@@ -17,7 +17,7 @@ from registry.domain.access import Action
 from registry.domain.clock import now_iso
 from registry.domain.errors import BadRequest, Forbidden, NotFoundError
 from registry.domain.mirror_policy import shown_doc
-from registry.domain.names import parse_tarball_filename, validate_package_name
+from registry.domain.names import parse_tarball_filename
 from registry.domain.packages import Packages, is_mirrored
 from registry.domain.packument import UpdateResult
 from registry.domain.packument_changes import (
@@ -32,7 +32,7 @@ from registry.http.access import authorize, require_visible
 from registry.http.appkeys import PACKAGES
 from registry.http.bodies import read_json
 from registry.http.otp import authorize_write
-from registry.http.urls import split_package_path
+from registry.http.urls import package_after
 from storage.base import NotFound
 
 LOG = logging.getLogger(__name__)
@@ -179,13 +179,9 @@ async def unpublish_tarball(request: web.Request, name: str, filename: str) -> w
 
 def _dist_tag_target(request: web.Request) -> tuple[str, str | None]:
     """Parse `/-/package/{name}/dist-tags[/{tag}]` from the encoded path."""
-    raw = request.rel_url.raw_path
-    marker = "/-/package/"
-    start = raw.find(marker)
-    parsed = split_package_path(raw[start + len(marker) - 1:]) if start >= 0 else None
-    if parsed is None or not parsed.rest or parsed.rest[0] != "dist-tags" or len(parsed.rest) > 2:
+    parsed = package_after(request, "/-/package/")
+    if not parsed.rest or parsed.rest[0] != "dist-tags" or len(parsed.rest) > 2:
         raise NotFoundError("not found")
-    validate_package_name(parsed.name)
     tag = parsed.rest[1] if len(parsed.rest) == 2 else None
     return parsed.name, tag
 

@@ -24,7 +24,6 @@ from aiohttp import web
 
 from registry.domain.access import Action, Identity, may_read
 from registry.domain.errors import BadRequest, NotFoundError
-from registry.domain.names import validate_package_name
 from registry.domain.packages import is_mirrored
 from registry.domain.publish import Doc, check_maintainer, local_doc, maintainer_names
 from registry.domain.staging import (
@@ -47,7 +46,7 @@ from registry.http.bodies import query_int, read_object
 from registry.http.otp import require_otp
 from registry.http.routes_publish import refuse_shadowing
 from registry.http.routes_tarballs import stream_reader
-from registry.http.urls import base_url, split_package_path
+from registry.http.urls import base_url, package_after
 from storage.base import NotFound
 
 LOG = logging.getLogger(__name__)
@@ -116,13 +115,7 @@ async def stage_tarball(request: web.Request) -> web.StreamResponse:
 
 def _package_of(request: web.Request) -> str:
     """The package in `/-/stage/package/{name}` (`@scope%2fname` or `@scope/name`)."""
-    raw = request.rel_url.raw_path
-    start = raw.find(STAGE_PATH)
-    parsed = split_package_path(raw[start + len(STAGE_PATH) - 1:]) if start >= 0 else None
-    if parsed is None or parsed.rest:
-        raise NotFoundError("not found")
-    validate_package_name(parsed.name)
-    return parsed.name
+    return package_after(request, STAGE_PATH, ()).name
 
 
 async def stage_package(request: web.Request) -> web.Response:

@@ -8,6 +8,8 @@ from urllib.parse import unquote
 
 from aiohttp import web
 
+from registry.domain.errors import NotFoundError
+from registry.domain.names import validate_package_name
 from registry.http.appkeys import CONFIG
 
 SAFE_HOST = re.compile(r"[A-Za-z0-9.\-\[\]:]+")
@@ -81,3 +83,16 @@ def is_readable_name(name: str) -> bool:
         READABLE_PART.fullmatch(part) and part not in {".", ".."} and not part.startswith(".")
         for part in parts
     )
+
+
+def package_after(request: web.Request, marker: str, rest: tuple[str, ...] | None = None) -> PackagePath:
+    """The package named after `marker` (`/-/package/`, `/-/stage/package/`) in the still-encoded
+    path, `@scope%2fname` or `@scope/name`; NotFoundError when there is none, or when what follows
+    it is not `rest` (any rest when None). The name is validated as a name one may write to."""
+    raw = request.rel_url.raw_path
+    start = raw.find(marker)
+    parsed = split_package_path(raw[start + len(marker) - 1:]) if start >= 0 else None
+    if parsed is None or (rest is not None and parsed.rest != rest):
+        raise NotFoundError("not found")
+    validate_package_name(parsed.name)
+    return parsed
