@@ -203,6 +203,18 @@ class MirrorPolicy:
         )
         return Forbidden(message)
 
+    @staticmethod
+    def withheld(view: View, version: str, filename: str) -> Reason | None:
+        """Why clients cannot have `version` or its tarball `filename` (hidden, or replaced by
+        another release), or None when they can."""
+        verdict = view.verdict
+        if version in verdict.hidden:
+            return verdict.hidden[version]
+        if version in verdict.replaced:
+            return verdict.replaced[version].reason
+        held = verdict.withheld_tarballs.get(filename)
+        return held[1] if held is not None else None
+
     def check_version(self, name: str, version: str, view: View, *, who: str | None) -> None:
         """Raise the 403 when `version` of `name` is hidden from clients."""
         reason = view.verdict.hidden.get(version)

@@ -90,6 +90,14 @@ def key_from_item(item: dict[str, Any], registry_secret: str) -> SigningKey:
     return SigningKey(str(item["keyid"]), private)
 
 
+async def current_keyid(db: RegistryDatabase) -> str | None:
+    """The id of the key that signs now (one small read), or None before the first key."""
+    try:
+        return str((await db.get(CONFIG_PK, CURRENT_SK))["keyid"])
+    except NotFound:
+        return None
+
+
 async def current_key(db: RegistryDatabase, registry_secret: str) -> SigningKey:
     """The key that signs now, created when there is none (once, however many instances start)."""
     for _ in range(5):

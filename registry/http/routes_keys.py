@@ -22,7 +22,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from registry.domain.signing import REFRESH, current_key, public_keys
+from registry.domain.signing import REFRESH, current_key, current_keyid, public_keys
 from registry.http.appkeys import DATABASE, MIRROR, PACKAGES, SECRET
 from storage.base import StorageError
 from uplinks.base import UplinkError
@@ -95,13 +95,14 @@ async def signing_ctx(app: web.Application) -> AsyncIterator[None]:
         while True:
             await asyncio.sleep(REFRESH)
             try:
-                key = await current_key(db, secret)
+                # One small read; the key itself is loaded (and unsealed) only when it changed.
+                if packages.signer is not None and await current_keyid(db) == packages.signer.keyid:
+                    continue
+                packages.signer = await current_key(db, secret)
             except (StorageError, ValueError) as exc:
                 LOG.warning("could not check the signing key: %s", exc)
                 continue
-            if packages.signer is None or key.keyid != packages.signer.keyid:
-                LOG.info("signing with key %s from now on", key.keyid)
-                packages.signer = key
+            LOG.info("signing with key %s from now on", packages.signer.keyid)
 
     task = asyncio.ensure_future(refresh())
     try:

@@ -195,12 +195,7 @@ async def warm_one(packages: Packages, mirror: Mirror, config: Config, item: Wan
 
 def check_policy(item: Wanted, filename: str, view: View) -> None:
     """Raise Skipped when clients are refused `item` or its tarball (hidden, or replaced by another)."""
-    verdict = view.verdict
-    reason = verdict.hidden.get(item.version)
-    if reason is None and item.version in verdict.replaced:
-        reason = verdict.replaced[item.version].reason
-    if reason is None and filename in verdict.withheld_tarballs:
-        reason = verdict.withheld_tarballs[filename][1]
+    reason = MirrorPolicy.withheld(view, item.version, filename)
     if reason is not None:
         raise Skipped(refusal(item.name, item.version, reason))
 

@@ -106,7 +106,7 @@ def test_an_interval_open_above_blocks_every_later_version() -> None:
 
 def test_a_limit_closes_the_range_and_a_git_range_is_ignored() -> None:
     spec = only_spec(record("OSV-2024-1", npm("pkg", ranges=[
-        {"type": "GIT", "repo": "https://git.example/pkg", "events": [{"introduced": "0"}]},
+        {"type": "GIT", "repo": "http://127.0.0.1:9/pkg.git", "events": [{"introduced": "0"}]},
         semver_range({"introduced": "1.0.0"}, {"limit": "1.5.0"}, {"introduced": "3.0.0"}),
     ])))
     assert spec["versions"] == ">=1.0.0 <1.5.0"
