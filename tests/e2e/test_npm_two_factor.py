@@ -24,8 +24,7 @@ from tests.e2e.fixtures import (
     NewNpm,
     Npm,
     TarholdServer,
-    TarholdStorage,
-    start_tarhold,
+    embedded_tarhold,
     unique_name,
     write_package,
 )
@@ -80,12 +79,8 @@ def stage_id(output: str) -> str:
 @pytest.fixture(scope="module")
 def tarhold(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TarholdServer]:
     """One embedded `tarhold serve` (the two-instance test runs staging on S3 + DynamoDB)."""
-    workdir = tmp_path_factory.mktemp("tarhold-2fa")
-    server = start_tarhold(TarholdStorage("embedded", directory=workdir / "storage"), workdir)
-    try:
+    with embedded_tarhold(tmp_path_factory.mktemp("tarhold-2fa")) as server:
         yield server
-    finally:
-        server.stop()
 
 
 async def test_2fa_and_staged_publishing_with_the_npm_cli(tarhold: TarholdServer, new_npm: NewNpm) -> None:

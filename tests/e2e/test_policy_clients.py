@@ -24,7 +24,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -34,12 +33,12 @@ from tests.e2e.fixtures import (
     NewNpm,
     Result,
     TarholdServer,
-    TarholdStorage,
     client_bin,
+    embedded_tarhold,
     http_json,
     new_project,
     run_client,
-    start_tarhold,
+    yarnrc,
 )
 from tests.support.fake_upstream import FakeUpstream
 
@@ -98,12 +97,9 @@ def mirror(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TarholdServer]:
         env.setenv("TARHOLD_ADMIN_PASSWORD", ADMIN_PASSWORD)
         env.delenv("TARHOLD_ADMIN_TOKEN", raising=False)
         env.delenv("TARHOLD_ADMIN_USER", raising=False)
-        server = start_tarhold(TarholdStorage("embedded", directory=workdir / "storage"), workdir, config=config)
-        env.undo()
-        try:
+        with embedded_tarhold(workdir, config=config) as server:
+            env.undo()
             yield server
-        finally:
-            server.stop()
 
 
 def installed_version(project: Path, name: str) -> str:
@@ -125,23 +121,6 @@ def yarn4() -> list[str]:
             pytrace=False,
         )
     return ["node", str(YARN4_JS)]
-
-
-def yarnrc(server: TarholdServer, tmp_path: Path) -> str:
-    """.yarnrc.yml for a plain-http registry on 127.0.0.1, with everything kept in tmp_path."""
-    settings: dict[str, Any] = {
-        "npmRegistryServer": server.url.rstrip("/"),
-        "unsafeHttpWhitelist": ["127.0.0.1"],
-        "enableTelemetry": False,
-        "nodeLinker": "node-modules",
-        "enableGlobalCache": False,
-        "cacheFolder": str(tmp_path / "yarn-cache"),
-        "globalFolder": str(tmp_path / "yarn-global"),
-        # yarn's own release-age gate (a day by default in recent 4.x) would hide
-        # what tarhold decides to show; tarhold's policy is the one under test.
-        "npmMinimalAgeGate": 0,
-    }
-    return "".join(f"{key}: {json.dumps(value)}\n" for key, value in settings.items())
 
 
 # -- quarantine -------------------------------------------------------------------

@@ -38,15 +38,15 @@ from tests.e2e.fixtures import (
     ROOT,
     Result,
     TarholdServer,
-    TarholdStorage,
     client_env,
+    embedded_tarhold,
     http_bytes,
     http_json,
     path_of,
     run_client,
-    start_tarhold,
     unique_name,
     write_package,
+    yarnrc,
 )
 from tests.e2e.test_npm_two_factor import Authenticator
 from tests.http.packages import publish_body
@@ -66,12 +66,8 @@ UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TarholdServer]:
-    workdir = tmp_path_factory.mktemp("stage-clients")
-    started = start_tarhold(TarholdStorage("embedded", directory=workdir / "storage"), workdir)
-    try:
+    with embedded_tarhold(tmp_path_factory.mktemp("stage-clients")) as started:
         yield started
-    finally:
-        started.stop()
 
 
 def enable_2fa_over_http(server: TarholdServer, token: str) -> Authenticator:
@@ -188,22 +184,6 @@ def yarn4() -> list[str]:
     return ["node", str(YARN4_JS)]
 
 
-def yarnrc(server: TarholdServer, token: str, tmp_path: Path) -> str:
-    """.yarnrc.yml for a plain-http registry on 127.0.0.1 with the maintainer's token."""
-    settings: dict[str, Any] = {
-        "npmRegistryServer": server.url.rstrip("/"),
-        "npmAuthToken": token,
-        "unsafeHttpWhitelist": ["127.0.0.1"],
-        "enableTelemetry": False,
-        "nodeLinker": "node-modules",
-        "enableGlobalCache": False,
-        "cacheFolder": str(tmp_path / "yarn-cache"),
-        "globalFolder": str(tmp_path / "yarn-global"),
-        "npmMinimalAgeGate": 0,
-    }
-    return "".join(f"{key}: {json.dumps(value)}\n" for key, value in settings.items())
-
-
 def ndjson(result: Result) -> list[Any]:
     """yarn's --json: one JSON value a line (and blank lines)."""
     return [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
@@ -224,7 +204,7 @@ def test_yarn_4_stages_a_new_package_that_approve_publishes_and_reject_discards(
     name = unique_name("yarn-staged")
 
     project = write_package(tmp_path / "package", name, "1.0.0")
-    (project / ".yarnrc.yml").write_text(yarnrc(server, token, tmp_path))
+    (project / ".yarnrc.yml").write_text(yarnrc(server, tmp_path, token))
     env = client_env(tmp_path / "home")
     # yarn publishes from a project it has installed (its yarn.lock, here in tmp_path);
     # under CI=true it would refuse to write one.
