@@ -375,37 +375,6 @@ def client_bin(tool: str) -> Path:
     return path
 
 
-def new_project(tmp_path: Path) -> tuple[Path, dict[str, str]]:
-    """An empty project and the environment for a client run in it."""
-    home = tmp_path / "home"
-    home.mkdir()
-    project = tmp_path / "project"
-    project.mkdir()
-    (project / "package.json").write_text(
-        json.dumps({"name": "e2e-consumer", "version": "0.0.0", "private": True}) + "\n"
-    )
-    return project, client_env(home)
-
-
-def yarnrc(server: TarholdServer, tmp_path: Path, token: str | None = None) -> str:
-    """.yarnrc.yml for yarn 4 on a plain-http registry on 127.0.0.1 (with `token`, as its user),
-    with yarn's caches in tmp_path."""
-    settings: dict[str, Any] = {
-        "npmRegistryServer": server.url.rstrip("/"),
-        **({"npmAuthToken": token} if token else {}),
-        "unsafeHttpWhitelist": ["127.0.0.1"],
-        "enableTelemetry": False,
-        "nodeLinker": "node-modules",
-        "enableGlobalCache": False,
-        "cacheFolder": str(tmp_path / "yarn-cache"),
-        "globalFolder": str(tmp_path / "yarn-global"),
-        # yarn's own release-age gate (a day by default in recent 4.x) would hide what
-        # tarhold decides to show.
-        "npmMinimalAgeGate": 0,
-    }
-    return "".join(f"{key}: {json.dumps(value)}\n" for key, value in settings.items())
-
-
 @contextmanager
 def embedded_tarhold(workdir: Path, **options: Any) -> Iterator[TarholdServer]:
     """One `tarhold serve` on embedded storage in `workdir`, stopped afterwards."""

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.e2e.client_projects import new_project
 from tests.e2e.fixtures import (
     CLIENT_TIMEOUT,
     ROOT,
@@ -25,7 +26,6 @@ from tests.e2e.fixtures import (
     client_bin,
     index_js,
     installed_file,
-    new_project,
     run_client,
     unique_name,
     write_package,

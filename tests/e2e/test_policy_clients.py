@@ -27,6 +27,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.e2e.client_projects import new_project, yarnrc
 from tests.e2e.fixtures import (
     CLIENT_TIMEOUT,
     ROOT,
@@ -36,9 +37,7 @@ from tests.e2e.fixtures import (
     client_bin,
     embedded_tarhold,
     http_json,
-    new_project,
     run_client,
-    yarnrc,
 )
 from tests.support.fake_upstream import FakeUpstream
 

@@ -32,6 +32,7 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 
+from tests.e2e.client_projects import yarnrc
 from tests.e2e.fixtures import (
     CLIENT_TIMEOUT,
     PASSWORD,
@@ -46,7 +47,6 @@ from tests.e2e.fixtures import (
     run_client,
     unique_name,
     write_package,
-    yarnrc,
 )
 from tests.e2e.test_npm_two_factor import Authenticator
 from tests.http.packages import publish_body
