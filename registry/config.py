@@ -26,6 +26,10 @@ from registry.domain.policy_rules import (
     parse_verdaccio_filter,
 )
 from registry.domain.rules import PackageRule, parse_packages
+from registry.domain.trust_config import (
+    TrustedPublishingConfig,
+    parse_trusted_publishing,
+)
 from storage.backends import validate_s3_section
 from storage.base import ConfigError
 from storage.options import (
@@ -114,6 +118,7 @@ class Config:
     web: WebConfig = field(default_factory=WebConfig)
     server: ServerConfig = field(default_factory=ServerConfig)
     policy: PolicyConfig = field(default_factory=PolicyConfig)
+    trusted_publishing: TrustedPublishingConfig = field(default_factory=TrustedPublishingConfig)
     config_dir: str = "."
 
 
@@ -146,6 +151,7 @@ def parse_config(raw: Mapping[str, Any], *, config_dir: Path | None = None) -> C
     known = {
         "listen", "storage", "store", "uplinks", "packages", "auth", "max_body_size", "max_unpacked_size",
         "url_prefix", "public_url", "log", "cache", "web", "server", "policy", "filters",
+        "trusted_publishing",
     }
     for key in raw:
         if key in VERDACCIO_KEYS_IGNORED:
@@ -174,6 +180,7 @@ def parse_config(raw: Mapping[str, Any], *, config_dir: Path | None = None) -> C
         web=parse_web(raw.get("web")),
         server=parse_server(raw.get("server")),
         policy=parse_policy(raw.get("policy"), raw.get("filters")),
+        trusted_publishing=parse_trusted_publishing(raw.get("trusted_publishing")),
         config_dir=str(base),
     )
 

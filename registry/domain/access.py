@@ -16,8 +16,31 @@ from enum import Enum
 
 from registry.domain.grants import Grant, allows
 from registry.domain.rules import ALL, ANONYMOUS, AUTHENTICATED, PackageRule
+from registry.domain.trust_configs import (
+    CREATE_PACKAGE,
+    CREATE_STAGED_PACKAGE,
+    MANAGE_DIST_TAGS,
+)
 
 READ_ONLY = "this token is read-only"
+TRUSTED_VERBS = {CREATE_PACKAGE: "publish", CREATE_STAGED_PACKAGE: "stage", MANAGE_DIST_TAGS: "change dist-tags of"}
+
+
+@dataclass(frozen=True)
+class TrustedScope:
+    """What a token from a trusted-publishing exchange may do (trusted_tokens.py)."""
+
+    package: str
+    provider: str  # the trust configuration's type: github, gitlab, circleci, or an issuer's name
+    config: str  # the trust configuration it came from
+    permissions: frozenset[str]  # createPackage, createStagedPackage, manageDistTags
+
+    def refusal(self, what: str) -> str:
+        allowed = ", ".join(sorted(self.permissions)) or "nothing"
+        return (
+            f"this token from trusted publishing may not {what}: its trust configuration allows"
+            f" {allowed} on {self.package}"
+        )
 LOG_IN = "authentication required; log in with `npm login`"
 
 
@@ -41,6 +64,8 @@ class Identity:
     # Made with `npm token create --bypass-2fa`: package writes need no one-time password
     # (unless the package says `mfa=publish`).
     bypass_2fa: bool = False
+    # A token from a trusted-publishing exchange: see TrustedScope and `decide`.
+    trusted: TrustedScope | None = None
 
 
 class Action(Enum):
@@ -134,13 +159,17 @@ def grant_refusal(identity: Identity | None, kind: str, target: str, *, write: b
     return f"this token may not {action} user {target}: it has no user:{level} grant for ~{target}"
 
 
-def decide(rule: PackageRule | None, identity: Identity | None, name: str, action: Action) -> Verdict:
+def decide(
+    rule: PackageRule | None, identity: Identity | None, name: str, action: Action, *, permission: str | None = None,
+) -> Verdict:
     """May `identity` (None: anonymous) do `action` to package `name` under `rule`?
 
     A read looks at the rule first: an unknown name is 404 to everyone. A
     write asks who is asking first (401 anonymous, 403 read-only token or no
     write grant), so nothing about the rules leaks to a request that could
-    not write anyway.
+    not write anyway. `permission` names what a trusted-publishing token
+    needs for this write (`createPackage`, `createStagedPackage`,
+    `manageDistTags`); None: such a token may not do it at all.
     """
     if action.writes:
         if identity is None:
@@ -149,6 +178,10 @@ def decide(rule: PackageRule | None, identity: Identity | None, name: str, actio
             return Verdict(Outcome.FORBIDDEN, READ_ONLY)
         if not grant_allows(identity, "pkg", name, write=True):
             return Verdict(Outcome.FORBIDDEN, grant_refusal(identity, "pkg", name, write=True))
+        trusted = identity.trusted
+        if trusted is not None and (permission is None or permission not in trusted.permissions):
+            what = TRUSTED_VERBS.get(permission or "", "change")
+            return Verdict(Outcome.FORBIDDEN, trusted.refusal(f"{what} {name}"))
     if rule is None:
         return Verdict(Outcome.NO_RULE, f"no such package available: {name}")
     principals = action.principals(rule)

@@ -24,16 +24,20 @@ from registry.domain.packument import (
 
 
 def _same_dist(stored: Any, incoming: Any) -> bool:
-    """Equal apart from the tarball URL's host/base, which GET rewrote on the way out."""
+    """Equal apart from the tarball and attestations URLs, which GET rewrote on the way out."""
     if not isinstance(stored, dict) or not isinstance(incoming, dict):
         return bool(stored == incoming)
 
     def filename(dist: dict[str, Any]) -> str:
         return urlsplit(str(dist.get("tarball", ""))).path.rsplit("/", 1)[-1]
 
-    rest = {k: v for k, v in stored.items() if k != "tarball"}
-    incoming_rest = {k: v for k, v in incoming.items() if k != "tarball"}
-    return rest == incoming_rest and filename(stored) == filename(incoming)
+    def rest(dist: dict[str, Any]) -> dict[str, Any]:
+        kept = {k: v for k, v in dist.items() if k != "tarball"}
+        if isinstance(kept.get("attestations"), dict):
+            kept["attestations"] = {k: v for k, v in kept["attestations"].items() if k != "url"}
+        return kept
+
+    return rest(stored) == rest(incoming) and filename(stored) == filename(incoming)
 
 
 def _maintainers(value: Any) -> list[dict[str, str]]:

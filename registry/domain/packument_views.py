@@ -12,9 +12,19 @@ from registry.domain.packument import (
     tarball_file_of,
 )
 
+ATTESTATIONS_PATH = "/-/npm/v1/attestations/"
+
+
+def attestations_path(name: str, version: str) -> str:
+    """`/-/npm/v1/attestations/@scope%2fname@1.0.0`: the public registry's form (the scope's
+    slash encoded, lowercase, the `@` kept). Names are URL-safe, so nothing else needs escaping."""
+    return f"{ATTESTATIONS_PATH}{name.replace('/', '%2f')}@{version}"
+
 
 def rewrite_tarball_urls(doc: Doc, base_url: str) -> Doc:
-    """Every `dist.tarball` becomes `{base_url}/{name}/-/{file}` (scoped names unescaped, as npm)."""
+    """Every `dist.tarball` becomes `{base_url}/{name}/-/{file}` (scoped names unescaped, as npm),
+    and every `dist.attestations.url` this registry's attestations endpoint: for a mirrored
+    version too, so clients never need to reach the uplink (routes_attestations asks it)."""
     base = base_url.rstrip("/")
     name = doc.get("name", "")
     new = dict(doc)
@@ -23,6 +33,9 @@ def rewrite_tarball_urls(doc: Doc, base_url: str) -> Doc:
         if isinstance(manifest, dict):
             dist = dict(manifest.get("dist") or {})
             dist["tarball"] = f"{base}/{name}/-/{tarball_file_of(name, version, manifest)}"
+            attestations = dist.get("attestations")
+            if isinstance(attestations, dict):
+                dist["attestations"] = {**attestations, "url": base + attestations_path(name, version)}
             manifest = {**manifest, "dist": dist}
         versions[version] = manifest
     new["versions"] = versions

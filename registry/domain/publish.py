@@ -10,7 +10,9 @@ checks the body's shape, `verified_tarball` decodes, hashes and inspects the
 attachment, `publish_change` is the pure change of the packument, and
 `commit_version` stores the tarball and writes the packument inside the
 version's lease. A version a stage holds (`STAGEVER#{name}` / its number) may
-be published only by that stage's approval.
+be published only by that stage's approval. A provenance bundle sent with the
+tarball is taken out of the body first, checked against the tarball, and
+stored with it (registry.domain.provenance).
 """
 
 from __future__ import annotations
@@ -33,6 +35,13 @@ from registry.domain.names import tarball_filename, validate_package_name
 from registry.domain.packages import Packages, is_mirrored
 from registry.domain.packed_manifest import from_tarball
 from registry.domain.packument import AttachmentInfo, apply_publish, parse_version
+from registry.domain.provenance import (
+    Provenance,
+    forget_attestations,
+    store_attestation,
+    take_bundle,
+    verify_bundle,
+)
 from registry.domain.signing import SigningKey
 from registry.domain.tarball import Limits, inspect_in_pool
 from storage.base import NotFound, RegistryDatabase
@@ -242,11 +251,14 @@ async def verified_tarball(
 def publish_change(
     name: str, body: dict[str, Any], info: AttachmentInfo, *, user: str, maintainer: str,
     tarball_url: Any, now: str, stage: dict[str, Any] | None = None, signer: SigningKey | None = None,
+    trusted: dict[str, Any] | None = None, provenance: Provenance | None = None,
 ) -> Change:
     """The pure packument change that adds the version: published by `user`, allowed when
     `maintainer` maintains the package (the same user, but for an approved stage the
     approver); `stage` is recorded in the version's manifest as `_stage`; `signer` adds
-    the registry's signature to its `dist.signatures` (signing.py)."""
+    the registry's signature to its `dist.signatures` (signing.py); `trusted` (the trust
+    configuration a trusted-publishing token came from) goes into `_npmUser.trustedPublisher`,
+    as the public registry records it; `provenance` (a checked bundle) its `dist.attestations`."""
 
     def apply(doc: Doc | None) -> Doc:
         if doc is not None and is_mirrored(doc):
@@ -257,10 +269,16 @@ def publish_change(
         )
         if stage is not None:
             new["versions"][version] = {**new["versions"][version], "_stage": dict(stage)}
-        if signer is not None:
+        if trusted is not None:
             manifest = new["versions"][version]
-            dist = {**manifest["dist"], "signatures": [signer.sign(name, version, info.integrity)]}
-            new["versions"][version] = {**manifest, "dist": dist}
+            publisher = {**manifest.get("_npmUser", {}), "trustedPublisher": dict(trusted)}
+            new["versions"][version] = {**manifest, "_npmUser": publisher}
+        dist = new["versions"][version]["dist"]
+        if signer is not None:
+            dist = {**dist, "signatures": [signer.sign(name, version, info.integrity)]}
+        if provenance is not None:
+            dist = {**dist, "attestations": provenance.dist_entry(name, version, dist["tarball"])}
+        new["versions"][version] = {**new["versions"][version], "dist": dist}
         return new
 
     return apply
@@ -269,13 +287,15 @@ def publish_change(
 async def commit_version(
     packages: Packages, name: str, version: str, apply: Change,
     chunks: Callable[[], AsyncIterable[bytes]], *, stage_id: str | None = None,
+    provenance: Provenance | None = None,
 ) -> Doc:
-    """Store the tarball, then write the packument with `apply`; returns the new packument.
+    """Store the tarball (and the `provenance` bundle), then write the packument with `apply`;
+    returns the new packument.
 
     Inside the version's lease (any instance): `apply` is checked against the
     document read now, a number a stage holds is refused (unless this is the
     approval of stage `stage_id`), and a failure after the tarball write
-    removes the tarball again.
+    removes the tarball (and the bundle) again.
     """
     filename = tarball_filename(name, version)
     async with packages.publishing(name, version) as lease:
@@ -286,10 +306,12 @@ async def commit_version(
         await refuse_staged(packages.db, name, version, own=stage_id)
         await packages.store.write_tarball(name, filename, chunks())
         try:
+            if provenance is not None:
+                await store_attestation(packages.db, name, version, provenance)
             lease.check()
             new, _ = await packages.update_packument(name, apply)
         except BaseException:
-            await _forget_tarball(packages, name, version, filename)
+            await _forget_tarball(packages, name, version, filename, attested=provenance is not None)
             raise
     try:
         await packages.record_package(new)
@@ -307,8 +329,11 @@ async def publish(
     tarball_url: Any,
     email: str | None = None,
     limits: Limits | None = None,
+    trusted: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Publish the one new version in `body`; returns the new packument."""
+    """Publish the one new version in `body`, with its provenance bundle if it carries one;
+    returns the new packument (`trusted`: see publish_change)."""
+    sent_bundle = take_bundle(body)
     target = publish_target(name, body, user=user, email=email)
     version = target.version
     # Refuse early (before decoding anything) what the current document refuses.
@@ -318,18 +343,20 @@ async def publish(
         raise Forbidden(f"cannot publish over the previously published version {version} of {name}")
     await refuse_staged(packages.db, name, version)
     async with verified_tarball(name, body, target, limits) as upload:
+        provenance = None if sent_bundle is None else verify_bundle(sent_bundle, name, version, upload.info.integrity)
         apply = publish_change(
             name, body, upload.info, user=user, maintainer=user, tarball_url=tarball_url, now=now_iso(),
-            signer=packages.signer,
+            signer=packages.signer, trusted=trusted, provenance=provenance,
         )
         apply(current)  # validate against the current document before storing any bytes
-        new = await commit_version(packages, name, version, apply, upload.chunks)
+        new = await commit_version(packages, name, version, apply, upload.chunks, provenance=provenance)
     LOG.info("published %s@%s by %s", name, version, user)
     return new
 
 
-async def _forget_tarball(packages: Packages, name: str, version: str, filename: str) -> None:
-    """Delete the tarball of a publish that failed, unless its version landed after all.
+async def _forget_tarball(packages: Packages, name: str, version: str, filename: str, *, attested: bool) -> None:
+    """Delete the tarball (and, when `attested`, the bundle) of a publish that failed, unless
+    its version landed after all.
 
     A storage error or a cancellation may come after the packument was
     written: the packument, read again, decides. When even that read fails
@@ -341,6 +368,8 @@ async def _forget_tarball(packages: Packages, name: str, version: str, filename:
         if current is not None and version in (current.doc.get("versions") or {}):
             LOG.warning("%s@%s was written although its publish failed; kept", name, version)
             return
+        if attested:
+            await asyncio.shield(forget_attestations(packages.db, name, [version]))
         await asyncio.shield(packages.store.delete_tarball(name, filename))
     except NotFound:
         pass

@@ -200,7 +200,7 @@ async def check(db: RegistryDatabase, name: str, code: str, registry_secret: str
 
 # -- when a code is needed ------------------------------------------------------------
 
-Purpose = Literal["login", "profile", "token", "publish", "review"]
+Purpose = Literal["login", "profile", "token", "publish", "review", "trust"]
 # A package's `npm access set mfa=...`: none (the user's own mode decides), publish
 # (every publish needs a code, from a user with 2FA), automation (the same, but a
 # token made with --bypass-2fa may publish without one).
@@ -221,13 +221,14 @@ def otp_needed(
       to `mfa=publish` needs a code from everyone, bypass or not, and one set
       to `mfa=automation` from everyone but bypass tokens;
     - review (approving or rejecting a staged version): whenever 2FA is on;
-      a bypass token does not skip it: reviewing is the human step.
+      a bypass token does not skip it: reviewing is the human step;
+    - trust (a package's trusted-publishing configurations): whenever 2FA is on.
     `required_by_config` (auth.require_2fa) refuses writes to users without 2FA.
     """
-    writes = purpose in ("token", "publish", "review")
+    writes = purpose in ("token", "publish", "review", "trust")
     if writes and required_by_config and not state.enabled:
         raise Forbidden(f"this registry requires two-factor auth for writes: {ENABLE_HINT}")
-    if purpose in ("login", "profile", "review"):
+    if purpose in ("login", "profile", "review", "trust"):
         return state.enabled
     if purpose == "token":
         return state.for_writes

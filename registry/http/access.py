@@ -54,11 +54,12 @@ def rule_of(request: web.Request, name: str) -> PackageRule | None:
     return rule_for(request.app[CONFIG].packages, name)
 
 
-def authorize(request: web.Request, name: str, action: Action) -> Permit:
-    """The Permit for `action` on package `name`; raises 404/401/403 as `decide` says."""
+def authorize(request: web.Request, name: str, action: Action, *, permission: str | None = None) -> Permit:
+    """The Permit for `action` on package `name`; raises 404/401/403 as `decide` says
+    (`permission`: what a trusted-publishing token needs for it, see `decide`)."""
     rule = rule_of(request, name)
     identity = identity_of(request)
-    verdict = decide(rule, identity, name, action)
+    verdict = decide(rule, identity, name, action, permission=permission)
     if not verdict.allowed:
         raise REFUSALS[verdict.outcome](verdict.message)
     assert rule is not None  # decide allows nothing without a rule

@@ -24,11 +24,13 @@ from registry.http import (
     bootstrap,
     metrics_endpoint,
     routes_admin,
+    routes_attestations,
     routes_auth,
     routes_keys,
     routes_packages,
     routes_policy,
     routes_stage,
+    routes_trust,
     routes_uplink,
     sign_in,
 )
@@ -198,6 +200,7 @@ def create_app(config: Config) -> web.Application:
     app.cleanup_ctx.append(storage_ctx)
     app.cleanup_ctx.append(policy_ctx)
     routes_keys.setup(app)  # GET /-/npm/v1/keys; the signing key once storage is open
+    routes_attestations.setup(app)  # GET /-/npm/v1/attestations/{name}@{version}
     app.cleanup_ctx.append(mirror_ctx)
     app.router.add_get("/-/ping", ping)
     app.router.add_get("/health", health)
@@ -210,6 +213,7 @@ def create_app(config: Config) -> web.Application:
     search.setup(app)
     routes_uplink.setup(app)
     routes_stage.setup(app)  # /-/stage...: npm stage
+    routes_trust.setup(app)  # /-/package/{name}/trust, the OIDC exchange: before the catch-all
     web_ui.setup(app)  # `/` and /-/web/...: before the catch-all
     routes_packages.setup(app)  # last: its catch-all route takes whatever is left
     return app

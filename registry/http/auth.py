@@ -40,6 +40,7 @@ from cachetools import TTLCache
 from registry.domain.access import (
     LOG_IN,
     Identity,
+    TrustedScope,
     grant_allows,
     grant_refusal,
 )
@@ -65,6 +66,8 @@ BAD_CREDENTIALS = "bad username or password"
 
 # Never authenticated: load balancers and `npm ping` hit these constantly.
 UNAUTHENTICATED_PATHS = frozenset({"/-/ping", "/health", "/-/metrics"})
+# The OIDC exchange: its bearer is a CI job's id token, which the handler checks (routes_trust.py).
+EXCHANGE_PATH = re.compile(r"^/-/npm/v1/oidc/token/exchange/package/[^/]+$")
 # Where stale credentials must not get in the way: logging in again (npm
 # sends the old token along), logging out, and the web login flow.
 LENIENT = re.compile(
@@ -157,6 +160,7 @@ async def _bearer(request: web.Request, token: str) -> Identity:
         state.limiter.check(key, per_minute)
     state.last_used.seen(request.app[DATABASE], user, key)
     grants = record.get("grants")
+    trusted = record.get("trusted")
     return Identity(
         user=user,
         token_key=key,
@@ -166,6 +170,10 @@ async def _bearer(request: web.Request, token: str) -> Identity:
         cidrs=tuple(cidrs or ()),
         rate_limit=own_rate_limit(record),
         bypass_2fa=bool(record.get("bypass_2fa")),
+        trusted=TrustedScope(
+            package=str(trusted["package"]), provider=str(trusted["type"]), config=str(trusted["config"]),
+            permissions=frozenset(trusted.get("permissions") or ()),
+        ) if isinstance(trusted, dict) else None,
     )
 
 
@@ -221,7 +229,7 @@ def log_path(path: str) -> str:
 async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Set request["identity"] and request["user"], or refuse bad credentials."""
     request["log_path"] = log_path(request.path)
-    if request.path in UNAUTHENTICATED_PATHS:
+    if request.path in UNAUTHENTICATED_PATHS or EXCHANGE_PATH.match(request.path):
         request["identity"] = None
         return await handler(request)
     try:
@@ -270,10 +278,16 @@ def identity_of(request: web.Request) -> Identity | None:
 
 
 def require_user(request: web.Request) -> Identity:
-    """The request's Identity; 401 "authentication required" when anonymous."""
+    """The request's Identity; 401 "authentication required" when anonymous.
+
+    Account, token, admin and settings requests all start here, so a token
+    from a trusted-publishing exchange is refused here: it only publishes.
+    """
     identity = identity_of(request)
     if identity is None:
         raise Unauthorized(LOG_IN)
+    if identity.trusted is not None:
+        raise Forbidden(identity.trusted.refusal("act on accounts, tokens or settings"))
     return identity
 
 

@@ -12,10 +12,20 @@ forwarded headers).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
+from registry.http.openapi_ops import (
+    PACKAGE_FORMS,
+    PUBLIC,
+    READ_ERRORS,
+    WRITE_ERRORS,
+    json_body,
+    json_response,
+    op,
+    query,
+)
 from registry.http.openapi_schemas import STR, Schema, components, ref
+from registry.http.openapi_trust import trust_paths
 
 VERSION = "0.1.0"
 TAGS = [
@@ -27,13 +37,11 @@ TAGS = [
     ("tokens", "npm token list|create|revoke"),
     ("login", "npm's web login flow (npm login since npm 9)"),
     ("registry", "ping, health, this document"),
+    ("trust", "npm trust github|gitlab|circleci|list|revoke, and the OIDC token exchange of trusted publishing"),
     ("stage", "npm stage publish|list|view|download|approve|reject: versions published once a maintainer approves"),
     ("admin", "tarhold's admin API: admin users only"),
     ("web", "the web UI's HTML pages (with `web.enable`, the default)"),
 ]
-ERRORS = {"BadRequest": "400", "Unauthorized": "401", "Forbidden": "403", "NotFound": "404",
-          "Conflict": "409", "TooManyRequests": "429"}
-PUBLIC: list[dict[str, list[str]]] = [{}]
 ADMIN_SECURITY: list[dict[str, list[str]]] = [{"bearer": []}, {"basic": []}]
 ADMIN_NOTE = (
     "Admin users only: 401 anonymous, 403 for other users. A read-only token may only read;"
@@ -41,61 +49,12 @@ ADMIN_NOTE = (
 )
 
 
-def json_body(schema: Schema, description: str = "") -> Schema:
-    body: Schema = {"required": True, "content": {"application/json": {"schema": schema}}}
-    if description:
-        body["description"] = description
-    return body
-
-
-def json_response(description: str, schema: Schema | str, media: str = "application/json") -> Schema:
-    return {"description": description, "content": {media: {"schema": ref(schema) if isinstance(schema, str) else schema}}}
-
-
-def query(name: str, description: str, schema: Schema = STR) -> Schema:
-    return {"name": name, "in": "query", "required": False, "description": description, "schema": schema}
-
-
-def op(
-    operation_id: str,
-    tag: str,
-    summary: str,
-    responses: dict[str, Schema],
-    *,
-    description: str | None = None,
-    params: Sequence[str] = (),
-    extra_params: Sequence[Schema] = (),
-    body: Schema | None = None,
-    errors: Sequence[str] = (),
-    security: list[dict[str, list[str]]] | None = None,
-) -> Schema:
-    """One operation object; `params` name components/parameters, `errors` components/responses."""
-    operation: Schema = {"operationId": operation_id, "tags": [tag], "summary": summary}
-    if description:
-        operation["description"] = description
-    parameters = [{"$ref": f"#/components/parameters/{p}"} for p in params] + list(extra_params)
-    if parameters:
-        operation["parameters"] = parameters
-    if body is not None:
-        operation["requestBody"] = body
-    operation["responses"] = {**responses, **{ERRORS[e]: {"$ref": f"#/components/responses/{e}"} for e in errors}}
-    if security is not None:
-        operation["security"] = security
-    return operation
-
-
 # -- package paths, in their unscoped/encoded and plain-scoped forms ---------------------
 
-PACKAGE_FORMS: list[tuple[str, list[str], str]] = [
-    ("/{package}", ["package"], ""),
-    ("/@{scope}/{name}", ["scope", "name"], "Scoped"),
-]
 PACKUMENT_CONTENT = {
     "application/json": {"schema": ref("Packument")},
     "application/vnd.npm.install-v1+json": {"schema": ref("AbbreviatedPackument")},
 }
-READ_ERRORS = ("Unauthorized", "Forbidden", "NotFound", "TooManyRequests")
-WRITE_ERRORS = ("BadRequest", "Unauthorized", "Forbidden", "NotFound", "Conflict", "TooManyRequests")
 VERSION_STRING = json_body({"type": "string", "description": "a version, as a JSON string"}, "the version, e.g. \"1.2.3\"")
 
 
@@ -248,6 +207,9 @@ def npm_paths() -> dict[str, Schema]:
         "/-/npm/v1/keys": {"get": op("signingKeys", "registry", "The registry's public signing keys (npm audit signatures)", {
             "200": json_response("every key, the signing one first; a rotated key keeps its expires", "SigningKeys")},
             security=PUBLIC)},
+        "/-/npm/v1/attestations/{packageVersion}": {"get": op("attestations", "packages", "A version's provenance attestations", {
+            "200": json_response("the Sigstore bundle kept at publish; for a mirrored version, the uplink's answer", "Attestations"),
+            "502": json_response("the uplink failed", "Error")}, params=["packageVersion"], errors=("BadRequest", *READ_ERRORS))},
         "/-/v1/search": {"get": op("search", "search", "Search packages (local first, then the uplink)", {
             "200": json_response("results", "SearchResults")}, extra_params=search_params)},
         **{path: {"post": op(op_id, "audit", summary, {
@@ -386,6 +348,6 @@ def build_document() -> dict[str, Any]:
         },
         "tags": [{"name": name, "description": text} for name, text in TAGS],
         "security": [{}, {"bearer": []}, {"basic": []}],
-        "paths": {**npm_paths(), **tarhold_paths(), **stage_paths(), **web_paths(), **package_paths()},
+        "paths": {**npm_paths(), **tarhold_paths(), **stage_paths(), **web_paths(), **package_paths(), **trust_paths()},
         "components": components(),
     }

@@ -54,6 +54,8 @@ SCHEMAS: dict[str, Schema] = {
         "tarball": {"type": "string", "format": "uri", "description": "rewritten to this registry's public URL"},
         "shasum": STR, "integrity": {"type": "string", "description": "sha512-... (SRI)"},
         "fileCount": INT, "unpackedSize": INT,
+        "attestations": obj({"url": {"type": "string", "format": "uri", "description": "this registry's attestations endpoint"},
+                             "provenance": obj({"predicateType": STR}, open_=True)}, open_=True),
     }, required=("tarball", "shasum"), open_=True),
     "Manifest": obj({
         "name": STR, "version": STR, "description": STR, "main": STR, "_id": STR,
@@ -173,6 +175,10 @@ SCHEMAS: dict[str, Schema] = {
         "keytype": {"const": "ecdsa-sha2-nistp256"}, "scheme": {"const": "ecdsa-sha2-nistp256"},
         "key": {"type": "string", "description": "base64 DER SubjectPublicKeyInfo"}, "expires": NULLABLE_DATE,
     }, required=("keyid", "keytype", "scheme", "key", "expires"))}}, required=("keys",)),
+    "Attestations": obj({"attestations": {"type": "array", "items": obj({
+        "predicateType": {"type": "string", "description": "what the statement says, e.g. SLSA provenance v1"},
+        "bundle": {"type": "object", "description": "the Sigstore bundle: mediaType, verificationMaterial, dsseEnvelope"},
+    }, required=("predicateType", "bundle"), open_=True)}}, required=("attestations",), open_=True),
     "PackageMfa": obj({
         "publish_requires_tfa": BOOL, "automation_token_overrides_tfa": BOOL,
         "publish_requires_stage": {"type": "boolean", "description": "tarhold: versions come in through npm stage only"},
@@ -223,6 +229,7 @@ PARAMETERS: dict[str, Schema] = {
     "filename": path_param("filename", "the tarball's file name, `ui-1.2.3.tgz`"),
     "rev": path_param("rev", "the packument revision the client last read (`_rev`)"),
     "tag": path_param("tag", "a dist-tag: `latest`, `next`, `beta`"),
+    "packageVersion": path_param("packageVersion", "`{name}@{version}`: `left-pad@1.3.0`, or scoped `@acme%2fui@1.0.0`"),
     "user": path_param("user", "a user name", pattern="^[a-z0-9_-][a-z0-9._-]{0,63}$"),
     "couchUser": path_param("couchUser", "a user name (`alice` in `org.couchdb.user:alice`)"),
     "key": path_param("key", "a token key (32 hex digits, from a token list)"),

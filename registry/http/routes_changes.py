@@ -26,14 +26,16 @@ from registry.domain.packument_changes import (
     set_dist_tag,
     unpublish_all,
 )
+from registry.domain.provenance import forget_attestations
 from registry.domain.publish import check_maintainer
+from registry.domain.trust_configs import MANAGE_DIST_TAGS
 from registry.http import routes_access
 from registry.http.access import authorize, require_visible
 from registry.http.appkeys import PACKAGES
 from registry.http.bodies import read_json
 from registry.http.otp import authorize_write
 from registry.http.urls import package_after
-from storage.base import NotFound
+from storage.base import NotFound, StorageError
 
 LOG = logging.getLogger(__name__)
 
@@ -92,7 +94,7 @@ async def change_packument(request: web.Request, name: str, body: dict[str, Any]
         return results[-1].packument
 
     new, _ = await packages.update_packument(name, local_change(name, user, update))
-    await _after_change(packages, name, new, results[-1].removed_tarballs)
+    await _after_change(packages, name, new, results[-1].removed_tarballs, results[-1].removed_versions)
     return web.json_response({"ok": "package changed", "success": True}, status=201)
 
 
@@ -121,16 +123,28 @@ async def star(request: web.Request, name: str, body: dict[str, Any]) -> web.Res
 
 
 async def _after_change(
-    packages: Packages, name: str, new: dict[str, Any], removed_tarballs: Iterable[str]
+    packages: Packages, name: str, new: dict[str, Any], removed_tarballs: Iterable[str],
+    removed_versions: Iterable[str],
 ) -> None:
     # Tarballs of versions the change removed go too (npm also sends a DELETE
-    # for them; whichever comes second finds nothing to do).
+    # for them; whichever comes second finds nothing to do), and so do their
+    # provenance bundles.
     for filename in sorted(removed_tarballs):
         try:
             await packages.store.delete_tarball(name, filename)
         except NotFound:
             pass
+    await _forget_attestations(packages, name, removed_versions)
     await packages.record_package(new)
+
+
+async def _forget_attestations(packages: Packages, name: str, versions: Iterable[str] | None) -> None:
+    """Delete the provenance bundles of unpublished versions (None: all). The unpublish stands
+    when this fails: a bundle of a version the packument does not list is never served."""
+    try:
+        await forget_attestations(packages.db, name, versions)
+    except StorageError:
+        LOG.exception("could not delete the provenance bundles of unpublished versions of %s", name)
 
 
 async def unpublish_package(request: web.Request, name: str) -> web.Response:
@@ -149,6 +163,7 @@ async def unpublish_package(request: web.Request, name: str) -> web.Response:
                 await packages.store.delete_tarball(name, filename)
             except NotFound:
                 pass
+    await _forget_attestations(packages, name, None)
     await packages.record_package(new)
     LOG.info("unpublished %s by %s", name, user)
     return web.json_response({"ok": "package removed", "success": True})
@@ -197,7 +212,7 @@ async def _set_tags(request: web.Request, name: str, tags: dict[str, str]) -> we
     packages = packages_of(request)
     require_visible(request, name)
     await _live_or_404(packages, name)
-    user = (await authorize_write(request, name, Action.PUBLISH)).user
+    user = (await authorize_write(request, name, Action.PUBLISH, permission=MANAGE_DIST_TAGS)).user
 
     def tag_all(doc: dict[str, Any]) -> dict[str, Any]:
         for tag, version in tags.items():
@@ -230,7 +245,7 @@ async def dist_tags(request: web.Request) -> web.StreamResponse:
     if request.method == "DELETE" and tag is not None:
         require_visible(request, name)
         await _live_or_404(packages, name)
-        user = (await authorize_write(request, name, Action.PUBLISH)).user
+        user = (await authorize_write(request, name, Action.PUBLISH, permission=MANAGE_DIST_TAGS)).user
 
         untag = local_change(name, user, lambda doc: remove_dist_tag(doc, tag))
         new, _ = await packages.update_packument(name, untag)

@@ -11,7 +11,7 @@ from typing import Any
 
 from aiohttp import web
 
-from registry.domain.access import Action
+from registry.domain.access import Action, Identity
 from registry.domain.errors import Forbidden, RegistryError, ServiceUnavailable
 from registry.domain.package_settings import package_settings
 from registry.domain.packages import MIRROR_MARK, is_mirrored
@@ -19,6 +19,7 @@ from registry.domain.publish import publish
 from registry.domain.rules import PackageRule
 from registry.domain.staging import staging_required
 from registry.domain.tarball import Limits
+from registry.domain.trust_configs import CREATE_PACKAGE
 from registry.domain.users import get_user
 from registry.http.access import authorize
 from registry.http.appkeys import CONFIG, DATABASE, MIRROR, PACKAGES
@@ -33,9 +34,10 @@ async def publish_package(request: web.Request, name: str, body: dict[str, Any])
     # Before the one-time password: a package that takes staged versions only
     # says so without asking for a code first.
     settings = await package_settings(request.app[DATABASE], name)
-    if staging_required(authorize(request, name, Action.PUBLISH).rule, settings):
+    if staging_required(authorize(request, name, Action.PUBLISH, permission=CREATE_PACKAGE).rule, settings):
         raise Forbidden(f"{name} must be published through staging: run npm stage publish, then npm stage approve")
-    permit = await authorize_write(request, name, Action.PUBLISH, settings)  # with its one-time password
+    # With its one-time password (none for a trusted-publishing token: its CI job proved itself).
+    permit = await authorize_write(request, name, Action.PUBLISH, settings, permission=CREATE_PACKAGE)
     await refuse_shadowing(request, name, permit.rule)
     request_base = base_url(request)
     profile = await get_user(request.app[DATABASE], permit.user)
@@ -44,9 +46,18 @@ async def publish_package(request: web.Request, name: str, body: dict[str, Any])
         tarball_url=lambda n, f: f"{request_base}/{n}/-/{f}",
         email=(profile or {}).get("email"),
         limits=Limits(max_unpacked=request.app[CONFIG].max_unpacked_size),
+        trusted=publisher_of(permit.identity),
     )
     request["published"] = True  # counted by the metrics middleware
     return web.json_response({"ok": "created new package", "success": True}, status=201)
+
+
+def publisher_of(identity: Identity | None) -> dict[str, str] | None:
+    """`_npmUser.trustedPublisher` for a version a trusted-publishing token publishes, as the
+    public registry records it: the provider and the trust configuration's id."""
+    if identity is None or identity.trusted is None:
+        return None
+    return {"id": identity.trusted.provider, "oidcConfigId": identity.trusted.config}
 
 
 async def refuse_shadowing(request: web.Request, name: str, rule: PackageRule) -> None:

@@ -38,6 +38,7 @@ from registry.domain.staging import (
     stage,
 )
 from registry.domain.tarball import Limits
+from registry.domain.trust_configs import CREATE_STAGED_PACKAGE
 from registry.domain.users import get_user
 from registry.http.access import authorize, rule_of
 from registry.http.appkeys import CONFIG, DATABASE, PACKAGES
@@ -121,7 +122,7 @@ def _package_of(request: web.Request) -> str:
 async def stage_package(request: web.Request) -> web.Response:
     """Stage the one version the `npm publish` body carries; 201 with its id."""
     name = _package_of(request)
-    permit = authorize(request, name, Action.PUBLISH)
+    permit = authorize(request, name, Action.PUBLISH, permission=CREATE_STAGED_PACKAGE)
     await refuse_shadowing(request, name, permit.rule)
     body = await read_object(request)
     profile = await get_user(request.app[DATABASE], permit.user)

@@ -30,10 +30,15 @@ CATCH_ALL_FORMS = {
         "/-/package/{package}/dist-tags/{tag}", "/-/package/@{scope}/{name}/dist-tags/{tag}",
     },
     "/-/package/{}/access": {"/-/package/{package}/access", "/-/package/@{scope}/{name}/access"},
+    "/-/package/{}/trust": {"/-/package/{package}/trust", "/-/package/@{scope}/{name}/trust"},
+    "/-/package/{}/trust/{}": {"/-/package/{package}/trust/{id}", "/-/package/@{scope}/{name}/trust/{id}"},
+    "/-/npm/v1/oidc/token/exchange/package/{}": {
+        "/-/npm/v1/oidc/token/exchange/package/{package}", "/-/npm/v1/oidc/token/exchange/package/@{scope}/{name}",
+    },
 }
 SAMPLES = {
     "package": "left-pad", "scope": "acme", "name": "ui", "spec": "1.0.0",
-    "filename": "left-pad-1.0.0.tgz", "rev": "1-abc", "tag": "beta",
+    "filename": "left-pad-1.0.0.tgz", "rev": "1-abc", "tag": "beta", "id": "6f1c2b9e-0000-4000-8000-000000000000",
 }
 
 

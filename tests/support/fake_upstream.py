@@ -16,8 +16,9 @@ Routes (all under the prefix): `GET|HEAD /{name}` (also `/@scope%2fname` and
 `Accept: application/vnd.npm.install-v1+json`, with a strong ETag (304 on
 If-None-Match) and Last-Modified; `/{name}/{version-or-tag}` → one manifest;
 `/{name}/-/{file}.tgz` → the tarball; `/-/v1/search`; `/-/ping`;
-`/-/package/{name}/dist-tags`; `POST /-/npm/v1/security/advisories/bulk` and
-`/-/npm/v1/security/audits/quick`.
+`/-/package/{name}/dist-tags`; `/-/npm/v1/keys` (after `sign_releases()`);
+`/-/npm/v1/attestations/{name}@{version}` (of versions given one with `attest()`);
+`POST /-/npm/v1/security/advisories/bulk` and `/-/npm/v1/security/audits/quick`.
 
 Fault order for a request: recorded → stall → down (503) → auth (401) →
 fail(status) → served, where tarball faults (drop, corrupt, no length, slow)
@@ -40,10 +41,12 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from registry.domain.signing import KEYTYPE, SigningKey, keyid_of, public_der
 from tests.support.fake_upstream_docs import (
+    SLSA_PROVENANCE_V1,
     PackageRecord,
     build_version,
     highest_stable,
     iso,
+    provenance_bundle,
     tarball_filename,
 )
 from tests.support.fake_upstream_serving import (
@@ -54,6 +57,7 @@ from tests.support.fake_upstream_serving import (
     UpstreamServing,
 )
 from tests.support.fake_upstream_sets import large_readme, large_versions, tree_spec
+from tests.support.loopback_site import listen
 
 __all__ = ["ABBREVIATED_TYPE", "HOST", "FakeUpstream", "RecordedRequest"]
 
@@ -88,16 +92,7 @@ class FakeUpstream(UpstreamServing):
             return
         app = web.Application()
         app.router.add_route("*", "/{tail:.*}", self._handle)
-        runner = web.AppRunner(app, access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT)
-        await runner.setup()
-        site = web.TCPSite(runner, HOST, self._port, reuse_address=True)
-        try:
-            await site.start()
-        except BaseException:
-            await runner.cleanup()
-            raise
-        if self._port == 0:
-            self._port = int(runner.addresses[0][1])
+        runner, self._port = await listen(app, self._port, shutdown_timeout=SHUTDOWN_TIMEOUT)
         self._stopping = asyncio.Event()
         self._runner = runner
         self._started_once = True
@@ -178,6 +173,21 @@ class FakeUpstream(UpstreamServing):
         der = public_der(self._signer.private)
         return [{"expires": None, "keyid": self._signer.keyid, "keytype": KEYTYPE, "scheme": KEYTYPE,
                  "key": base64.b64encode(der).decode()}]
+
+    def attest(
+        self, name: str, version: str, bundle: Mapping[str, Any] | None = None,
+        predicate_type: str = SLSA_PROVENANCE_V1,
+    ) -> dict[str, Any]:
+        """Give a version a provenance attestation, as the public registry holds them: its
+        `dist.attestations` names it and `/-/npm/v1/attestations/{name}@{version}` serves it.
+        `bundle` defaults to one made for the version's tarball; returns the bundle."""
+        record = self._packages[name]
+        made = dict(bundle) if bundle is not None else provenance_bundle(
+            name, version, record.tarballs[version], predicate_type=predicate_type)
+        record.attestations[version] = [{"predicateType": predicate_type, "bundle": made}]
+        record.revision += 1
+        self._rendered.pop(name, None)
+        return made
 
     def set_published(self, name: str, version: str, moment: datetime | None) -> None:
         """Say `version` was published at `moment` (None: no `time` entry at all)."""

@@ -41,6 +41,8 @@ ABBREVIATED_FIELDS = (
     "hasInstallScript", "funding",
 )
 INSTALL_SCRIPTS = ("preinstall", "install", "postinstall")
+ATTESTATIONS_PATH = "/-/npm/v1/attestations/"
+SLSA_PROVENANCE_V1 = "https://slsa.dev/provenance/v1"
 
 
 def iso(moment: datetime) -> str:
@@ -139,6 +141,7 @@ class PackageRecord:
     times: dict[str, str] = field(default_factory=dict)  # created, modified, versions
     readme: str = ""
     revision: int = 0
+    attestations: dict[str, list[Doc]] = field(default_factory=dict)  # version -> [{predicateType, bundle}]
 
     def version_for_file(self, filename: str) -> str | None:
         for version in self.tarballs:
@@ -205,6 +208,10 @@ def render_packument(record: PackageRecord, base_url: str) -> Doc:
     for version, manifest in record.manifests.items():
         tarball = f"{base_url}/{record.name}/-/{tarball_filename(record.name, version)}"
         versions[version] = {**manifest, "dist": {**manifest["dist"], "tarball": tarball}}
+        if version in record.attestations:  # as the public registry lists them
+            url = f"{base_url}{ATTESTATIONS_PATH}{record.name.replace('/', '%2f')}@{version}"
+            provenance = {"predicateType": record.attestations[version][0]["predicateType"]}
+            versions[version]["dist"]["attestations"] = {"url": url, "provenance": provenance}
     latest = versions.get(record.dist_tags.get("latest", ""), {})
     digest = hashlib.md5(json.dumps([record.name, record.revision, sorted(versions)]).encode()).hexdigest()
     doc: Doc = {
@@ -239,4 +246,45 @@ def abbreviate(doc: Doc) -> Doc:
         "modified": doc["time"]["modified"],
         "dist-tags": doc["dist-tags"],
         "versions": versions,
+    }
+
+
+def purl(name: str, version: str) -> str:
+    """The package URL npm's provenance names a version by: `pkg:npm/%40scope/name@1.0.0`."""
+    return "pkg:npm/" + ("%40" + name[1:] if name.startswith("@") else name) + "@" + version
+
+
+def provenance_bundle(
+    name: str, version: str, tarball: bytes, *, predicate_type: str = SLSA_PROVENANCE_V1,
+    subject: str | None = None, sha512: str | None = None,
+) -> Doc:
+    """A Sigstore bundle shaped as `npm publish --provenance` makes it: a DSSE envelope over an
+    in-toto statement whose one subject is `subject` (default: the version's purl) with digest
+    `sha512` (default: the tarball's). The signature is a hash of the payload and the
+    certificate a placeholder, not a real signature: only Sigstore's Fulcio CA can issue one
+    that verifies, and a registry checks the statement, not the signature (which needs
+    Sigstore's trust root from the internet; see registry.domain.provenance).
+    """
+    statement = {
+        "_type": "https://in-toto.io/Statement/v1",
+        "subject": [{"name": subject or purl(name, version),
+                     "digest": {"sha512": sha512 or hashlib.sha512(tarball).hexdigest()}}],
+        "predicateType": predicate_type,
+        "predicate": {
+            "buildDefinition": {"buildType": "https://ci.example.com/build/v1", "externalParameters": {}},
+            "runDetails": {"builder": {"id": "https://ci.example.com/runner"}},
+        },
+    }
+    payload = orjson.dumps(statement)
+    return {
+        "mediaType": "application/vnd.dev.sigstore.bundle.v0.3+json",
+        "verificationMaterial": {
+            "certificate": {"rawBytes": base64.b64encode(b"placeholder certificate").decode()},
+            "tlogEntries": [],
+        },
+        "dsseEnvelope": {
+            "payload": base64.b64encode(payload).decode(),
+            "payloadType": "application/vnd.in-toto+json",
+            "signatures": [{"sig": base64.b64encode(hashlib.sha512(payload).digest()).decode(), "keyid": ""}],
+        },
     }

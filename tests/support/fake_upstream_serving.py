@@ -26,6 +26,7 @@ from aiohttp import hdrs, web
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from tests.support.fake_upstream_docs import (
+    ATTESTATIONS_PATH,
     Doc,
     PackageRecord,
     abbreviate,
@@ -192,6 +193,8 @@ class UpstreamServing:
             recorded.kind = _special_kind(rest)
             if recorded.kind == "dist-tags":
                 recorded.name = rest[len("/-/package/") : -len("/dist-tags")]
+            elif recorded.kind == "attestations":
+                recorded.name, _, recorded.version = rest.removeprefix(ATTESTATIONS_PATH).rpartition("@")
         elif parts[0].startswith("@"):
             recorded.name, tail = "/".join(parts[:2]), parts[2:]
             recorded.kind = _package_kind(tail) if len(parts) >= 2 and parts[1] else "other"
@@ -300,6 +303,10 @@ class UpstreamServing:
         if recorded.kind == "keys" and request.method in ("GET", "HEAD"):
             keys = self.signing_keys()
             return _json(200, {"keys": keys}) if keys else _error(404, "Not found")
+        if recorded.kind == "attestations" and request.method in ("GET", "HEAD"):
+            record = self._packages.get(recorded.name or "")
+            found = record.attestations.get(recorded.version or "") if record else None
+            return _json(200, {"attestations": found}) if found else _error(404, "Not found")
         if recorded.kind == "dist-tags" and request.method in ("GET", "HEAD"):
             record = self._packages.get(recorded.name or "")
             return _json(200, record.dist_tags) if record else _error(404, "Not found")
@@ -366,6 +373,8 @@ def _special_kind(rest: str) -> str:
         return "dist-tags"
     if rest == "/-/npm/v1/keys":
         return "keys"
+    if rest.startswith(ATTESTATIONS_PATH):
+        return "attestations"
     return "other"
 
 

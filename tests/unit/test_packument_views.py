@@ -37,6 +37,21 @@ def test_tarball_urls_are_rewritten_onto_the_base_url() -> None:
     assert new["versions"]["1.0.0"]["dist"]["shasum"] == doc["versions"]["1.0.0"]["dist"]["shasum"]
 
 
+def test_attestations_urls_point_at_this_registry_whatever_base_they_were_stored_on() -> None:
+    doc = publish(None, "@acme/ui", "1.0.0")
+    doc = publish(doc, "@acme/ui", "1.1.0")
+    provenance = {"predicateType": "https://slsa.dev/provenance/v1"}
+    upstream = "https://upstream.example.com/-/npm/v1/attestations/@acme%2fui@1.0.0"
+    doc["versions"]["1.0.0"]["dist"]["attestations"] = {"url": upstream, "provenance": provenance}
+    doc["versions"]["1.1.0"]["dist"]["attestations"] = "not an object"  # left as it is
+    new = rewrite_tarball_urls(doc, "https://npm.example.com/prefix/")
+    assert new["versions"]["1.0.0"]["dist"]["attestations"] == {
+        "url": "https://npm.example.com/prefix/-/npm/v1/attestations/@acme%2fui@1.0.0", "provenance": provenance,
+    }
+    assert new["versions"]["1.1.0"]["dist"]["attestations"] == "not an object"
+    assert doc["versions"]["1.0.0"]["dist"]["attestations"]["url"] == upstream
+
+
 def test_the_abbreviated_document_keeps_install_fields_and_time_only() -> None:
     doc = publish(
         None, "left-pad", "1.0.0",

@@ -6,12 +6,14 @@ Documents and tarballs are consistent (hashes recomputed here), validators
 
 from __future__ import annotations
 
+import base64
 import gzip
 import hashlib
 import io
 import tarfile
 
 import aiohttp
+import orjson
 from yarl import URL
 
 from tests.http.fake_upstream.helpers import PREFIX, get_json, sri
@@ -157,3 +159,21 @@ async def test_prefix_serves_everything_under_it(client: aiohttp.ClientSession) 
         assert (await get_json(client, f"http://127.0.0.1:{upstream.port}/@acme%2fprefixed"))[0] == 404
         assert upstream.count("@acme/prefixed") == 1
         assert upstream.count("/@acme%2fprefixed") == 1 == upstream.count(f"{PREFIX}/@acme%2fprefixed")
+
+
+async def test_an_attested_version_lists_its_attestations_and_serves_them(
+    upstream: FakeUpstream, client: aiohttp.ClientSession,
+) -> None:
+    upstream.add_package("@prov/pkg", ["1.0.0", "1.1.0"])
+    bundle = upstream.attest("@prov/pkg", "1.0.0")
+    status, doc = await get_json(client, f"{upstream.url}/@prov%2fpkg")
+    url = f"{upstream.url}/-/npm/v1/attestations/@prov%2fpkg@1.0.0"
+    assert status == 200 and doc["versions"]["1.0.0"]["dist"]["attestations"] == {
+        "url": url, "provenance": {"predicateType": "https://slsa.dev/provenance/v1"}}
+    assert "attestations" not in doc["versions"]["1.1.0"]["dist"]
+    status, answer = await get_json(client, url)
+    assert status == 200 and answer == {"attestations": [{"predicateType": "https://slsa.dev/provenance/v1", "bundle": bundle}]}
+    statement = orjson.loads(base64.b64decode(bundle["dsseEnvelope"]["payload"]))
+    assert statement["subject"] == [{"name": "pkg:npm/%40prov/pkg@1.0.0", "digest": {
+        "sha512": hashlib.sha512(upstream.tarball_bytes("@prov/pkg", "1.0.0")).hexdigest()}}]
+    assert (await get_json(client, f"{upstream.url}/-/npm/v1/attestations/@prov%2fpkg@1.1.0"))[0] == 404
