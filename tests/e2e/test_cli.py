@@ -113,3 +113,7 @@ def test_init_on_the_embedded_default_creates_the_database(tmp_path: Path) -> No
     result = run("init", "--storage", str(tmp_path / "data"))
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "data" / ".tarhold-db.sqlite3").exists()
+    keyid = result.stdout.split("registry signing key ")[1].split()[0]
+    assert keyid.startswith("SHA256:")
+    listed = run("keys", "list", "--storage", str(tmp_path / "data"))
+    assert listed.returncode == 0 and keyid in listed.stdout, listed.stdout + listed.stderr
