@@ -268,5 +268,6 @@ def test_the_example_config_mentions_every_option() -> None:
         "max_connections_per_address", "keepalive_timeout", "drain_timeout", "maxAttempts", "retryMode",
         "connectTimeout", "readTimeout", "policy", "min_age", "freeze_before", "unknown_age", "applies_to",
         "strategy", "exclude_deprecated", "block", "allow", "filters", "publish_staged",
+        "trusted_publishing", "token_ttl", "leeway", "issuers", "issuer", "jwks_uri", "audience", "claims_map",
     ]:
         assert f"{option}:" in text, option
