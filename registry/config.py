@@ -19,6 +19,7 @@ import yaml
 
 from registry.domain.auth_config import AuthConfig, parse_auth
 from registry.domain.caches import CacheConfig, parse_cache
+from registry.domain.orgs import OrgsConfig, parse_orgs
 from registry.domain.policy_rules import (
     VERDACCIO_FILTER,
     PolicyConfig,
@@ -119,6 +120,7 @@ class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
     policy: PolicyConfig = field(default_factory=PolicyConfig)
     trusted_publishing: TrustedPublishingConfig = field(default_factory=TrustedPublishingConfig)
+    orgs: OrgsConfig = field(default_factory=OrgsConfig)
     config_dir: str = "."
 
 
@@ -151,7 +153,7 @@ def parse_config(raw: Mapping[str, Any], *, config_dir: Path | None = None) -> C
     known = {
         "listen", "storage", "store", "uplinks", "packages", "auth", "max_body_size", "max_unpacked_size",
         "url_prefix", "public_url", "log", "cache", "web", "server", "policy", "filters",
-        "trusted_publishing",
+        "trusted_publishing", "orgs",
     }
     for key in raw:
         if key in VERDACCIO_KEYS_IGNORED:
@@ -189,10 +191,18 @@ def parse_policy(policy: Any, filters: Any) -> PolicyConfig:
     """tarhold's `policy:` section, or Verdaccio's package-filter plugin under `filters:`.
 
     Other `filters:` plugins are Verdaccio plugins tarhold does not run: ignored, logged.
+        orgs=_orgs(raw.get("orgs")),
     """
     if filters is not None and not isinstance(filters, dict):
         raise ConfigError("filters", "must be a mapping of filter plugins to their options")
     filters = filters or {}
+def _orgs(raw: Any) -> OrgsConfig:
+    try:
+        return parse_orgs(raw)
+    except ValueError as exc:
+        raise ConfigError("orgs", str(exc)) from None
+
+
     for plugin in filters:
         if plugin != VERDACCIO_FILTER:
             LOG.info("config: filters.%s is a Verdaccio plugin tarhold does not run; ignored", plugin)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from enum import Enum
 
 from registry.domain.grants import Grant, allows
+from registry.domain.orgs import OrgDirectory, OrgOutcome
 from registry.domain.rules import ALL, ANONYMOUS, AUTHENTICATED, PackageRule
 from registry.domain.trust_configs import (
     CREATE_PACKAGE,
@@ -161,6 +162,7 @@ def grant_refusal(identity: Identity | None, kind: str, target: str, *, write: b
 
 def decide(
     rule: PackageRule | None, identity: Identity | None, name: str, action: Action, *, permission: str | None = None,
+    orgs: OrgDirectory | None = None,
 ) -> Verdict:
     """May `identity` (None: anonymous) do `action` to package `name` under `rule`?
 
@@ -169,7 +171,10 @@ def decide(
     write grant), so nothing about the rules leaks to a request that could
     not write anyway. `permission` names what a trusted-publishing token
     needs for this write (`createPackage`, `createStagedPackage`,
-    `manageDistTags`); None: such a token may not do it at all.
+    `manageDistTags`); None: such a token may not do it at all. `orgs`: the
+    organizations, the inner layer: a package of an org's scope needs the
+    org's say too (orgs.py), and a private one is, to whoever may not read
+    it, a package that does not exist.
     """
     if action.writes:
         if identity is None:
@@ -189,21 +194,37 @@ def decide(
         if identity is None:
             return Verdict(Outcome.NEEDS_LOGIN, f"authentication required to access package {name}")
         return Verdict(Outcome.FORBIDDEN, f"{identity.user} may not {action.verb} package {name}")
+    if orgs is not None:
+        writes = action.writes and action is not Action.STAR
+        outcome, message = orgs.verdict(identity.user if identity else None, name, write=writes)
+        if outcome is not OrgOutcome.ALLOWED:
+            return Verdict(Outcome.NO_RULE if outcome is OrgOutcome.HIDDEN else Outcome.FORBIDDEN, message)
     if not action.writes:
-        everyone = is_allowed(None, principals)
+        everyone = is_allowed(None, principals) and (
+            orgs is None or orgs.verdict(None, name, write=False)[0] is OrgOutcome.ALLOWED
+        )
         if not grant_allows(identity, "pkg", name, write=False, anonymous_ok=everyone):
             return Verdict(Outcome.FORBIDDEN, grant_refusal(identity, "pkg", name, write=False))
     return ALLOWED
 
 
-def may_read(rule: PackageRule | None, identity: Identity | None, name: str) -> bool:
+def may_read(
+    rule: PackageRule | None, identity: Identity | None, name: str, orgs: OrgDirectory | None = None
+) -> bool:
     """Whether `identity` sees package `name` at all (search, package list, web pages)."""
-    return decide(rule, identity, name, Action.READ).allowed
+    return decide(rule, identity, name, Action.READ, orgs=orgs).allowed
 
 
-def may_read_principals(identity: Identity | None, name: str, access: Sequence[str]) -> bool:
+def may_read_principals(
+    identity: Identity | None, name: str, access: Sequence[str], orgs: OrgDirectory | None = None
+) -> bool:
     """`may_read` for a caller that holds the rule's `access` principals, not the rule."""
-    everyone = is_allowed(None, access)
+    if orgs is not None:
+        if orgs.verdict(identity.user if identity else None, name, write=False)[0] is not OrgOutcome.ALLOWED:
+            return False
+        everyone = is_allowed(None, access) and orgs.verdict(None, name, write=False)[0] is OrgOutcome.ALLOWED
+    else:
+        everyone = is_allowed(None, access)
     return is_allowed(identity, access) and grant_allows(
         identity, "pkg", name, write=False, anonymous_ok=everyone
     )

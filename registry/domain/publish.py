@@ -65,14 +65,15 @@ def maintainer_names(doc: dict[str, Any] | None) -> list[str]:
     return [m.get("name") for m in doc.get("maintainers", []) if isinstance(m, dict)]
 
 
-def check_maintainer(doc: dict[str, Any] | None, user: str) -> None:
+def check_maintainer(doc: dict[str, Any] | None, user: str | None) -> None:
     """Only maintainers may change a package that has versions, or publish a fully unpublished one.
 
     A fully unpublished name stays its last maintainers' (a stricter rule than
     the public registry's, which frees it after 24 hours): builds may still
-    name it, and nobody else should be able to fill it.
+    name it, and nobody else should be able to fill it. `user` None: the package's
+    org gave the caller write (orgs.py), which stands in for the maintainer list.
     """
-    if not doc or user in maintainer_names(doc):
+    if not doc or user is None or user in maintainer_names(doc):
         return
     if doc.get("versions"):
         raise Forbidden(f"you are not a maintainer of {doc.get('name')}; ask one to run npm owner add {user}")
@@ -249,7 +250,7 @@ async def verified_tarball(
 
 
 def publish_change(
-    name: str, body: dict[str, Any], info: AttachmentInfo, *, user: str, maintainer: str,
+    name: str, body: dict[str, Any], info: AttachmentInfo, *, user: str, maintainer: str | None,
     tarball_url: Any, now: str, stage: dict[str, Any] | None = None, signer: SigningKey | None = None,
     trusted: dict[str, Any] | None = None, provenance: Provenance | None = None,
 ) -> Change:
@@ -330,22 +331,25 @@ async def publish(
     email: str | None = None,
     limits: Limits | None = None,
     trusted: dict[str, Any] | None = None,
+    org_writer: bool = False,
 ) -> dict[str, Any]:
     """Publish the one new version in `body`, with its provenance bundle if it carries one;
-    returns the new packument (`trusted`: see publish_change)."""
+    returns the new packument (`trusted`: see publish_change; `org_writer`: the package's org
+    gives `user` write, so they need not be among its maintainers)."""
     sent_bundle = take_bundle(body)
+    maintainer = None if org_writer else user
     target = publish_target(name, body, user=user, email=email)
     version = target.version
     # Refuse early (before decoding anything) what the current document refuses.
     current = await local_doc(packages, name)
-    check_maintainer(current, user)
+    check_maintainer(current, maintainer)
     if current and version in current.get("time", {}):
         raise Forbidden(f"cannot publish over the previously published version {version} of {name}")
     await refuse_staged(packages.db, name, version)
     async with verified_tarball(name, body, target, limits) as upload:
         provenance = None if sent_bundle is None else verify_bundle(sent_bundle, name, version, upload.info.integrity)
         apply = publish_change(
-            name, body, upload.info, user=user, maintainer=user, tarball_url=tarball_url, now=now_iso(),
+            name, body, upload.info, user=user, maintainer=maintainer, tarball_url=tarball_url, now=now_iso(),
             signer=packages.signer, trusted=trusted, provenance=provenance,
         )
         apply(current)  # validate against the current document before storing any bytes

@@ -200,7 +200,7 @@ async def check(db: RegistryDatabase, name: str, code: str, registry_secret: str
 
 # -- when a code is needed ------------------------------------------------------------
 
-Purpose = Literal["login", "profile", "token", "publish", "review", "trust"]
+Purpose = Literal["login", "profile", "token", "publish", "review", "trust", "org"]
 # A package's `npm access set mfa=...`: none (the user's own mode decides), publish
 # (every publish needs a code, from a user with 2FA), automation (the same, but a
 # token made with --bypass-2fa may publish without one).
@@ -222,15 +222,16 @@ def otp_needed(
       to `mfa=automation` from everyone but bypass tokens;
     - review (approving or rejecting a staged version): whenever 2FA is on;
       a bypass token does not skip it: reviewing is the human step;
-    - trust (a package's trusted-publishing configurations): whenever 2FA is on.
+    - trust (a package's trusted-publishing configurations): whenever 2FA is on;
+    - org (members, teams, grants, visibility of an organization): as token.
     `required_by_config` (auth.require_2fa) refuses writes to users without 2FA.
     """
-    writes = purpose in ("token", "publish", "review", "trust")
+    writes = purpose in ("token", "publish", "review", "trust", "org")
     if writes and required_by_config and not state.enabled:
         raise Forbidden(f"this registry requires two-factor auth for writes: {ENABLE_HINT}")
     if purpose in ("login", "profile", "review", "trust"):
         return state.enabled
-    if purpose == "token":
+    if purpose in ("token", "org"):
         return state.for_writes
     if package_mfa != "none":
         if package_mfa == "automation" and bypass:

@@ -23,9 +23,11 @@ from registry.domain.access import (
     may_read,
 )
 from registry.domain.errors import Forbidden, NotFoundError, RegistryError, Unauthorized
+from registry.domain.orgs import OrgOutcome
 from registry.domain.rules import PackageRule, rule_for
 from registry.http.appkeys import CONFIG
 from registry.http.auth import identity_of
+from registry.http.org_directory import orgs_of
 
 REFUSALS: dict[Outcome, type[RegistryError]] = {
     Outcome.NO_RULE: NotFoundError,
@@ -40,6 +42,8 @@ class Permit:
 
     rule: PackageRule
     identity: Identity | None
+    # The package's org gives the user write on it (orgs.py): its maintainer list is not asked.
+    org_writer: bool = False
 
     @property
     def user(self) -> str:
@@ -47,6 +51,12 @@ class Permit:
         if self.identity is None:
             raise Unauthorized(LOG_IN)
         return self.identity.user
+
+    @property
+    def maintainer(self) -> str | None:
+        """Who must be among the package's maintainers for a change: the user, or None when
+        the package's org grants them write (its teams, not the maintainer list, decide)."""
+        return None if self.org_writer else self.user
 
 
 def rule_of(request: web.Request, name: str) -> PackageRule | None:
@@ -59,11 +69,13 @@ def authorize(request: web.Request, name: str, action: Action, *, permission: st
     (`permission`: what a trusted-publishing token needs for it, see `decide`)."""
     rule = rule_of(request, name)
     identity = identity_of(request)
-    verdict = decide(rule, identity, name, action, permission=permission)
+    orgs = orgs_of(request)
+    verdict = decide(rule, identity, name, action, permission=permission, orgs=orgs)
     if not verdict.allowed:
         raise REFUSALS[verdict.outcome](verdict.message)
     assert rule is not None  # decide allows nothing without a rule
-    return Permit(rule, identity)
+    writer = action.writes and identity is not None and orgs.writer(identity.user, name)
+    return Permit(rule, identity, org_writer=writer)
 
 
 def require_visible(request: web.Request, name: str) -> None:
@@ -79,11 +91,13 @@ def require_visible(request: web.Request, name: str) -> None:
     rule = rule_of(request, name)
     if rule is None or not is_allowed(identity, rule.access):
         raise NotFoundError(f"package {name} not found")
+    if orgs_of(request).verdict(identity.user, name, write=False)[0] is not OrgOutcome.ALLOWED:
+        raise NotFoundError(f"package {name} not found")  # private to an org the caller is not in
 
 
 def may_see(request: web.Request, name: str) -> PackageRule | None:
     """The package's rule when the visitor may read it; None for a name they may not see."""
     rule = rule_of(request, name)
-    if rule is None or not may_read(rule, identity_of(request), name):
+    if rule is None or not may_read(rule, identity_of(request), name, orgs_of(request)):
         return None
     return rule

@@ -23,10 +23,14 @@ from registry.http import (
     api_docs,
     bootstrap,
     metrics_endpoint,
+    org_directory,
     routes_admin,
+    routes_admin_orgs,
     routes_attestations,
     routes_auth,
     routes_keys,
+    routes_org_access,
+    routes_orgs,
     routes_packages,
     routes_policy,
     routes_stage,
@@ -199,6 +203,7 @@ def create_app(config: Config) -> web.Application:
     app[MIRROR] = build_mirror(app[PACKAGES], config.uplinks)
     app.cleanup_ctx.append(storage_ctx)
     app.cleanup_ctx.append(policy_ctx)
+    org_directory.setup(app)  # the organizations every access decision reads, kept current
     routes_keys.setup(app)  # GET /-/npm/v1/keys; the signing key once storage is open
     routes_attestations.setup(app)  # GET /-/npm/v1/attestations/{name}@{version}
     app.cleanup_ctx.append(mirror_ctx)
@@ -207,6 +212,7 @@ def create_app(config: Config) -> web.Application:
     metrics_endpoint.setup(app)  # GET /-/metrics, anonymous like /-/ping
     routes_auth.install(app)
     routes_admin.setup(app)
+    routes_admin_orgs.setup(app)  # /-/tarhold/orgs: every org, as stored
     routes_policy.setup(app)  # /-/tarhold/policy: run-time block/allow rules
     api_docs.setup(app)
     bootstrap.setup(app)  # reads TARHOLD_ADMIN_*; creates the first admin once storage is open
@@ -214,6 +220,8 @@ def create_app(config: Config) -> web.Application:
     routes_uplink.setup(app)
     routes_stage.setup(app)  # /-/stage...: npm stage
     routes_trust.setup(app)  # /-/package/{name}/trust, the OIDC exchange: before the catch-all
+    routes_orgs.setup(app)  # /-/org/..., /-/team/...: npm org, npm team
+    routes_org_access.setup(app)  # npm access list|grant|revoke|get status: before the catch-all
     web_ui.setup(app)  # `/` and /-/web/...: before the catch-all
     routes_packages.setup(app)  # last: its catch-all route takes whatever is left
     return app

@@ -24,6 +24,7 @@ from registry.http.openapi_ops import (
     op,
     query,
 )
+from registry.http.openapi_orgs import org_paths
 from registry.http.openapi_schemas import STR, Schema, components, ref
 from registry.http.openapi_trust import trust_paths
 
@@ -39,6 +40,7 @@ TAGS = [
     ("registry", "ping, health, this document"),
     ("trust", "npm trust github|gitlab|circleci|list|revoke, and the OIDC token exchange of trusted publishing"),
     ("stage", "npm stage publish|list|view|download|approve|reject: versions published once a maintainer approves"),
+    ("orgs", "npm org, npm team, npm access: organizations, their members, teams, grants and private packages"),
     ("admin", "tarhold's admin API: admin users only"),
     ("web", "the web UI's HTML pages (with `web.enable`, the default)"),
 ]
@@ -125,7 +127,7 @@ def package_paths() -> dict[str, Schema]:
             }, params=names, body=json_body(ref("PackageMfa")), errors=WRITE_ERRORS,
                 description="Maintainers only. `publish`: every publish needs a one-time password, bypass tokens"
                             " included; `automation`: bypass tokens may publish without one. `access` (public/"
-                            "restricted) is refused: the config's packages: rules decide who reads a package."),
+                            "restricted, npm access set status=...) changes an org package's visibility (orgs)."),
         }
         paths[f"{tags}/{{tag}}"] = {
             "put": op(f"putDistTag{s}", "dist-tags", "Set a dist-tag (npm dist-tag add)", {
@@ -348,6 +350,6 @@ def build_document() -> dict[str, Any]:
         },
         "tags": [{"name": name, "description": text} for name, text in TAGS],
         "security": [{}, {"bearer": []}, {"basic": []}],
-        "paths": {**npm_paths(), **tarhold_paths(), **stage_paths(), **web_paths(), **package_paths(), **trust_paths()},
+        "paths": {**npm_paths(), **tarhold_paths(), **stage_paths(), **web_paths(), **package_paths(), **trust_paths(), **org_paths()},
         "components": components(),
     }

@@ -182,7 +182,8 @@ SCHEMAS: dict[str, Schema] = {
     "PackageMfa": obj({
         "publish_requires_tfa": BOOL, "automation_token_overrides_tfa": BOOL,
         "publish_requires_stage": {"type": "boolean", "description": "tarhold: versions come in through npm stage only"},
-    }, description="what `npm access set mfa=none|publish|automation` sends, or tarhold's publish_requires_stage"),
+        "access": {"enum": ["public", "restricted", "private"], "description": "an org package's visibility (alone)"},
+    }, description="what `npm access set mfa=...|status=...` sends, or tarhold's publish_requires_stage"),
     "PolicyRuleCreate": obj({
         "kind": {"enum": ["block", "allow"]},
         "package": {"type": "string", "description": "a package name, or a glob like `left-pad-*`"},

@@ -4,8 +4,9 @@ npm's body is `{"publish_requires_tfa": bool, "automation_token_overrides_tfa": 
 (libnpmaccess.setMfa); the level it stands for is kept on the package
 (package_settings) and `two_factor.otp_needed` applies it to every write.
 Only a maintainer may change it, with a one-time password when their own
-2FA covers writes. `npm access set status=...` asks for public/restricted,
-which tarhold's config decides (the `packages:` rules): refused, saying so.
+2FA covers writes. `npm access set status=...` (`{"access": public|restricted}`)
+changes who reads a package of an organization's scope (routes_org_access.py);
+elsewhere tarhold's config decides (the `packages:` rules), and it is refused, saying so.
 tarhold adds `{"publish_requires_stage": true}`: a direct publish is then
 refused and versions come in through `npm stage` only.
 """
@@ -25,6 +26,7 @@ from registry.http.access import require_visible
 from registry.http.appkeys import DATABASE, PACKAGES
 from registry.http.bodies import read_object
 from registry.http.otp import authorize_write
+from registry.http.routes_org_access import set_org_visibility
 from registry.http.urls import package_after
 
 LOG = logging.getLogger(__name__)
@@ -37,10 +39,7 @@ async def set_access(request: web.Request) -> web.Response:
     name = package_after(request, "/-/package/", ("access",)).name
     body = await read_object(request)
     if "access" in body:
-        raise BadRequest(
-            "who may read a package is set by the registry's packages: rules, not per package;"
-            " ask the registry's operator"
-        )
+        return await set_org_visibility(request, name, body["access"])
     unknown = set(body) - MFA_FIELDS - {STAGE_FIELD}
     if unknown or not body:
         raise BadRequest(f"unknown field {sorted(unknown)[0]!r}" if unknown else "nothing to change")
@@ -55,8 +54,9 @@ async def set_access(request: web.Request) -> web.Response:
     current = await request.app[PACKAGES].read_live(name)
     if current is None:
         raise NotFoundError(f"package {name} not found")
-    user = (await authorize_write(request, name, Action.PUBLISH)).user
-    check_maintainer(current.doc, user)
+    permit = await authorize_write(request, name, Action.PUBLISH)
+    user = permit.user
+    check_maintainer(current.doc, permit.maintainer)
     settings = await change_settings(request.app[DATABASE], name, changes)
     LOG.warning("%s changed %s on %s", user, changes, name, extra={"user": user, "package": name})
     return web.json_response({

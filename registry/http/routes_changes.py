@@ -83,7 +83,7 @@ async def change_packument(request: web.Request, name: str, body: dict[str, Any]
         set(current.doc.get("versions", {})) - set(body["versions"])
         if isinstance(body.get("versions"), dict) else set()
     )
-    user = (await authorize_write(request, name, Action.UNPUBLISH if removing else Action.PUBLISH)).user
+    permit = await authorize_write(request, name, Action.UNPUBLISH if removing else Action.PUBLISH)
     stamp = now_iso()
     # update_packument may apply the change more than once (on a conflict):
     # the last application is the one written.
@@ -93,7 +93,7 @@ async def change_packument(request: web.Request, name: str, body: dict[str, Any]
         results.append(apply_update(doc, body, now=stamp))
         return results[-1].packument
 
-    new, _ = await packages.update_packument(name, local_change(name, user, update))
+    new, _ = await packages.update_packument(name, local_change(name, permit.maintainer, update))
     await _after_change(packages, name, new, results[-1].removed_tarballs, results[-1].removed_versions)
     return web.json_response({"ok": "package changed", "success": True}, status=201)
 
@@ -152,10 +152,11 @@ async def unpublish_package(request: web.Request, name: str) -> web.Response:
     tombstone so no version of it can be published again."""
     packages = packages_of(request)
     require_visible(request, name)
-    user = (await authorize_write(request, name, Action.UNPUBLISH)).user
+    permit = await authorize_write(request, name, Action.UNPUBLISH)
+    user = permit.user
     stamp = now_iso()
 
-    tombstone = local_change(name, user, lambda doc: unpublish_all(doc, now=stamp, user=user).packument)
+    tombstone = local_change(name, permit.maintainer, lambda doc: unpublish_all(doc, now=stamp, user=user).packument)
     new, old = await packages.update_packument(name, tombstone)
     for filename in await packages.store.list_files(name):
         if parse_tarball_filename(name, filename) is not None:
@@ -212,14 +213,14 @@ async def _set_tags(request: web.Request, name: str, tags: dict[str, str]) -> we
     packages = packages_of(request)
     require_visible(request, name)
     await _live_or_404(packages, name)
-    user = (await authorize_write(request, name, Action.PUBLISH, permission=MANAGE_DIST_TAGS)).user
+    maintainer = (await authorize_write(request, name, Action.PUBLISH, permission=MANAGE_DIST_TAGS)).maintainer
 
     def tag_all(doc: dict[str, Any]) -> dict[str, Any]:
         for tag, version in tags.items():
             doc = set_dist_tag(doc, tag, version)
         return doc
 
-    new, _ = await packages.update_packument(name, local_change(name, user, tag_all))
+    new, _ = await packages.update_packument(name, local_change(name, maintainer, tag_all))
     await packages.record_package(new)
     return web.json_response({"ok": "dist-tags updated", **new.get("dist-tags", {})}, status=201)
 
@@ -245,9 +246,9 @@ async def dist_tags(request: web.Request) -> web.StreamResponse:
     if request.method == "DELETE" and tag is not None:
         require_visible(request, name)
         await _live_or_404(packages, name)
-        user = (await authorize_write(request, name, Action.PUBLISH, permission=MANAGE_DIST_TAGS)).user
+        maintainer = (await authorize_write(request, name, Action.PUBLISH, permission=MANAGE_DIST_TAGS)).maintainer
 
-        untag = local_change(name, user, lambda doc: remove_dist_tag(doc, tag))
+        untag = local_change(name, maintainer, lambda doc: remove_dist_tag(doc, tag))
         new, _ = await packages.update_packument(name, untag)
         await packages.record_package(new)
         return web.json_response({"ok": "dist-tag removed", **new.get("dist-tags", {})})

@@ -13,6 +13,7 @@ from aiohttp import web
 
 from registry.domain.access import Action, Identity
 from registry.domain.errors import Forbidden, RegistryError, ServiceUnavailable
+from registry.domain.org_store import adopt_package
 from registry.domain.package_settings import package_settings
 from registry.domain.packages import MIRROR_MARK, is_mirrored
 from registry.domain.publish import publish
@@ -23,6 +24,7 @@ from registry.domain.trust_configs import CREATE_PACKAGE
 from registry.domain.users import get_user
 from registry.http.access import authorize
 from registry.http.appkeys import CONFIG, DATABASE, MIRROR, PACKAGES
+from registry.http.org_directory import orgs_of, reload
 from registry.http.otp import authorize_write
 from registry.http.urls import base_url
 
@@ -41,13 +43,20 @@ async def publish_package(request: web.Request, name: str, body: dict[str, Any])
     await refuse_shadowing(request, name, permit.rule)
     request_base = base_url(request)
     profile = await get_user(request.app[DATABASE], permit.user)
-    await publish(
+    public = body.get("access") == "public"
+    new = await publish(
         request.app[PACKAGES], name, body, user=permit.user,
         tarball_url=lambda n, f: f"{request_base}/{n}/-/{f}",
         email=(profile or {}).get("email"),
         limits=Limits(max_unpacked=request.app[CONFIG].max_unpacked_size),
-        trusted=publisher_of(permit.identity),
+        trusted=publisher_of(permit.identity), org_writer=permit.org_writer,
     )
+    org = orgs_of(request).org_for(name)
+    if org is not None and len(new.get("versions") or {}) == 1 and not org.knows(name):
+        # A member created a package of the org's scope: private unless published with
+        # --access public (npm's default for scoped packages), and `developers` may write it.
+        await adopt_package(request.app[DATABASE], org, name, public=public)
+        await reload(request.app)
     request["published"] = True  # counted by the metrics middleware
     return web.json_response({"ok": "created new package", "success": True}, status=201)
 

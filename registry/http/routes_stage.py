@@ -147,7 +147,7 @@ async def approve_stage(request: web.Request) -> web.Response:
     record, identity, doc = await visible_stage(request)
     permit = authorize(request, record.name, Action.PUBLISH)
     await refuse_shadowing(request, record.name, permit.rule)
-    check_maintainer(doc, identity.user)
+    check_maintainer(doc, permit.maintainer)
     await require_otp(request, identity, purpose="review", package=record.name)
     base = base_url(request)
     await approve(

@@ -45,6 +45,7 @@ from registry.http.appkeys import CONFIG, DATABASE, PACKAGES
 from registry.http.auth import require_user
 from registry.http.bodies import read_json
 from registry.http.oidc_keys import ISSUER_KEYS, issuer_keys_ctx
+from registry.http.org_directory import orgs_of
 from registry.http.otp import require_otp
 from registry.http.urls import base_url, package_after
 
@@ -64,10 +65,11 @@ async def _maintainer(request: web.Request, name: str) -> Identity:
     doc = await local_doc(request.app[PACKAGES], name)
     if doc is None or not maintainer_names(doc):
         raise NotFoundError("Package not found")
-    verdict = decide(rule_of(request, name), identity, name, Action.PUBLISH)
+    orgs = orgs_of(request)
+    verdict = decide(rule_of(request, name), identity, name, Action.PUBLISH, orgs=orgs)
     if not verdict.allowed:
         raise Forbidden("Insufficient permissions to access trusted publisher configurations for this package")
-    check_maintainer(doc, identity.user)
+    check_maintainer(doc, None if orgs.writer(identity.user, name) else identity.user)
     await require_otp(request, identity, purpose="trust")
     return identity
 
@@ -141,10 +143,11 @@ async def verified_claims(request: web.Request, token: str) -> tuple[Issuer, dic
 async def _publisher_may_publish(request: web.Request, name: str, config: TrustConfig) -> bool:
     """Whether the maintainer behind `config` could still publish `name` (the token acts as them)."""
     doc = await local_doc(request.app[PACKAGES], name)
-    if doc is None or config.created_by not in maintainer_names(doc):
+    orgs = orgs_of(request)
+    if doc is None or (config.created_by not in maintainer_names(doc) and not orgs.writer(config.created_by, name)):
         return False
     acting = Identity(user=config.created_by, grants=parse_grants([f"pkg:read+write={name}"]))
-    return decide(rule_of(request, name), acting, name, Action.PUBLISH).allowed
+    return decide(rule_of(request, name), acting, name, Action.PUBLISH, orgs=orgs).allowed
 
 
 async def exchange(request: web.Request) -> web.Response:

@@ -1,4 +1,5 @@
-"""The web UI: `/`, `/-/web/search`, `/-/web/detail/{name}`, `/-/web/login`, `/-/web/logout`.
+"""The web UI: `/`, `/-/web/search`, `/-/web/detail/{name}`, `/-/web/org/{org}`, `/-/web/login`,
+`/-/web/logout`.
 
 Server-rendered HTML (web_pages.py) and one stylesheet (static/web.css,
 served at /-/static/web.css); no script, nothing from another origin. With
@@ -6,8 +7,9 @@ served at /-/static/web.css); no script, nothing from another origin. With
 the npm API does.
 
 Who sees what: a package shows — in the list, in search, on its page —
-only when the `packages:` rule's `access` (and the token's grants) let the
-visitor read it, exactly as `GET /{name}` decides. A private package is
+only when the `packages:` rule's `access`, the org of its scope (a private
+org package) and the token's grants let the visitor read it, exactly as
+`GET /{name}` decides. A private package is
 "not found" to everyone else, never "forbidden": its name stays hidden.
 The mirror policy holds here as in the packument: a page lists the versions
 and dist-tags `GET /{name}` shows, search and the front page name the latest
@@ -17,7 +19,8 @@ version it shows (and leave out a package it hides entirely), and a
 versions on a package's page, each marked quarantined, blocked, hidden or
 replaced, with the refusal a client gets. A signed-in maintainer also sees
 the package's staged versions, with their files and package.json diff
-(web_stage.py).
+(web_stage.py). An org's page, for its members and admins, and the org
+line of a package in an org's scope: web_orgs.py.
 
 Signing in: the form checks the user's password and creates a real tarhold
 token for the session — read-only, named "web session", expiring after
@@ -62,9 +65,18 @@ from registry.http.access import may_see
 from registry.http.appkeys import CONFIG, DATABASE, MIRROR, PACKAGES
 from registry.http.auth import SESSION_COOKIE, caches, identity_of
 from registry.http.bodies import read_form
+from registry.http.org_directory import orgs_of
 from registry.http.otp import OTP_MISSING, OTP_WRONG, check_code
 from registry.http.sign_in import checked_password
 from registry.http.urls import base_url, is_readable_name
+from registry.http.web_orgs import (
+    my_orgs_section,
+    org_body,
+    org_missing_body,
+    package_org_panel,
+    readable_packages,
+    visible_orgs,
+)
 from registry.http.web_pages import (
     Frame,
     esc,
@@ -175,7 +187,17 @@ async def home(request: web.Request) -> web.Response:
         recent += await shown_entries(request.app[PACKAGES], entries[start:start + RECENT])
         if len(recent) >= RECENT:
             break
-    return html_page(request, "", home_body(recent[:RECENT], prefix_of(request)))
+    body = home_body(recent[:RECENT], prefix_of(request)) + await my_orgs(request)
+    return html_page(request, "", body)
+
+
+async def my_orgs(request: web.Request) -> str:
+    """The signed-in visitor's orgs (every org, for an admin), for the front page."""
+    identity, directory = identity_of(request), orgs_of(request)
+    if identity is None or not directory.orgs:
+        return ""
+    orgs = visible_orgs(directory, identity.user, admin=await is_admin(request))
+    return my_orgs_section(orgs, prefix_of(request))
 
 
 async def search_page(request: web.Request) -> web.Response:
@@ -216,11 +238,39 @@ async def detail(request: web.Request) -> web.Response:
     if wanted is not None and manifest_for(dict(doc), wanted) is None:
         return missing_version(request, name, wanted, view.verdict)
     page = package_view(doc, wanted, marks)
-    body = package_body(page, prefix_of(request), base_url(request))
+    body = package_body(page, prefix_of(request), base_url(request), await org_panel(request, name))
     # Versions waiting for review, to the maintainers (and stagers) of a package published here.
     if not is_mirrored(current.doc):
         body += await staged_section(request, name, current.doc)
     return html_page(request, name, body)
+
+
+async def org_panel(request: web.Request, name: str) -> str:
+    """The side panel's org line of a package in an org's scope ("" for any other)."""
+    org = orgs_of(request).org_for(name)
+    if org is None:
+        return ""
+    return package_org_panel(org, name, await may_view_org(request, org.name), prefix_of(request))
+
+
+async def may_view_org(request: web.Request, name: str) -> bool:
+    """Whether the visitor may see org `name`'s page: a member of it, or an admin."""
+    identity = identity_of(request)
+    if identity is None or name not in orgs_of(request).orgs:
+        return False
+    return orgs_of(request).orgs[name].role(identity.user) is not None or await is_admin(request)
+
+
+async def org_page(request: web.Request) -> web.Response:
+    """An org's members, teams and packages (web_orgs.py); the same 404 to whoever may not see it."""
+    name = request.match_info["org"]
+    identity = identity_of(request)
+    if identity is None or not await may_view_org(request, name):
+        login = f"{prefix_of(request)}/-/web/login?" + urlencode({"next": request.path_qs})
+        return html_page(request, "Not found", org_missing_body(name, identity is not None, login), status=404)
+    org = orgs_of(request).orgs[name]
+    body = org_body(org, identity.user, await readable_packages(request, org), prefix_of(request))
+    return html_page(request, f"@{org.name}", body)
 
 
 async def is_admin(request: web.Request) -> bool:
@@ -328,6 +378,7 @@ def setup(app: web.Application) -> None:
         router.add_get(f"{root}/", home)
         router.add_get(f"{root}/-/web/search", search_page)
         router.add_get(f"{root}/-/web/detail/{{name:(?:@[^/]+/)?[^/]+}}", detail)
+        router.add_get(f"{root}/-/web/org/{{org}}", org_page)
         router.add_get(f"{root}/-/web/login", login_form)
         router.add_post(f"{root}/-/web/login", login_submit)
         router.add_post(f"{root}/-/web/logout", logout)

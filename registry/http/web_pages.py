@@ -234,8 +234,8 @@ def install_command(name: str, version: str | None, latest: str | None, registry
     return f"npm install {spec} --registry={registry}/"
 
 
-def package_body(view: PackageView, prefix: str, registry: str) -> str:
-    """The package page: summary, install command, readme, and the side panel."""
+def package_body(view: PackageView, prefix: str, registry: str, side: str = "") -> str:
+    """The package page: summary, install command, readme, and the side panel (`side` leads it)."""
     manifest = view.manifest
     latest = view.dist_tags.get("latest")
     parts = [
@@ -269,7 +269,7 @@ def package_body(view: PackageView, prefix: str, registry: str) -> str:
     else:
         parts.append('<section class="readme"><p class="empty">This package has no readme.</p></section>')
     parts.append("</article>")
-    parts.append(f'<aside class="side">{side_panel(view, prefix)}</aside>')
+    parts.append(f'<aside class="side">{side}{side_panel(view, prefix)}</aside>')
     return f'<div class="package-layout">{"".join(parts)}</div>'
 
 

@@ -14,6 +14,7 @@ from registry.ops.cli_admin import add_parsers as add_admin_parsers
 from registry.ops.cli_keys import add_keys_parsers
 from registry.ops.cli_ops import add_parsers as add_ops_parsers
 from registry.ops.cli_policy import add_policy_parsers
+from registry.ops.cli_orgs import add_org_parsers
 from registry.ops.init import cmd_init
 from registry.ops.serve import cmd_serve
 from registry.ops.settings import CONFIG_ENV, config_from_args
@@ -83,6 +84,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"tarhold: {exc}", file=sys.stderr)
         return 2
+    add_org_parsers(sub)  # org create|list
     except StorageError as exc:
         print(f"tarhold: storage: {exc}", file=sys.stderr)
         return 1

@@ -30,6 +30,8 @@ CATCH_ALL_FORMS = {
         "/-/package/{package}/dist-tags/{tag}", "/-/package/@{scope}/{name}/dist-tags/{tag}",
     },
     "/-/package/{}/access": {"/-/package/{package}/access", "/-/package/@{scope}/{name}/access"},
+    "/-/package/{}/collaborators": {"/-/package/{package}/collaborators", "/-/package/@{scope}/{name}/collaborators"},
+    "/-/package/{}/visibility": {"/-/package/{package}/visibility", "/-/package/@{scope}/{name}/visibility"},
     "/-/package/{}/trust": {"/-/package/{package}/trust", "/-/package/@{scope}/{name}/trust"},
     "/-/package/{}/trust/{}": {"/-/package/{package}/trust/{id}", "/-/package/@{scope}/{name}/trust/{id}"},
     "/-/npm/v1/oidc/token/exchange/package/{}": {
