@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
 
-.PHONY: run test test-browser install install-test test-servers clean
+.PHONY: run check test test-browser install install-test test-servers clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -24,10 +24,19 @@ install: $(STAMP)
 install-test: $(TEST_STAMP)
 
 RUN_LISTEN ?= 127.0.0.1:4873
+RUN_STORAGE ?= ./data
+# Without TARHOLD_CONFIG: the embedded default (files and SQLite in ./data)
+# on 127.0.0.1:4873, mirroring the registry npm is configured with (or
+# --upstream URL / TARHOLD_UPSTREAM_URL). With TARHOLD_CONFIG=config.yaml:
+# that file alone decides. RUN_ARGS go to `tarhold serve` (say --workers 2).
+RUN_OPTIONS = $(if $(TARHOLD_CONFIG),-c $(TARHOLD_CONFIG),--listen $(RUN_LISTEN) --storage $(RUN_STORAGE))
 
-# Embedded default: files in ./data, SQLite database there too.
 run: $(STAMP)
-	$(BIN)/tarhold serve --listen $(RUN_LISTEN) --storage ./data
+	$(BIN)/tarhold serve $(RUN_OPTIONS) $(RUN_ARGS)
+
+# What `make run` would use, checked: config, storage, uplinks, listen address, public URL.
+check: $(STAMP)
+	$(BIN)/tarhold check $(RUN_OPTIONS)
 
 # Test servers and clients: moto and SeaweedFS come with the test extras
 # (PyPI); DynamoDB Local is the jar inside the npm package

@@ -124,8 +124,14 @@ class Config:
     config_dir: str = "."
 
 
-def load_config(path: str | Path | None = None, *, overrides: Mapping[str, Any] | None = None) -> Config:
-    """Read `path` (YAML) — or start from an empty document — and build a Config."""
+def load_config(
+    path: str | Path | None = None, *, overrides: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Config:
+    """Read `path` (YAML) — or start from an empty document — and build a Config.
+
+    `environ` is where values naming an environment variable are looked up
+    (default: os.environ)."""
     raw: Any = {}
     config_dir = Path.cwd()
     if path is not None:
@@ -143,12 +149,14 @@ def load_config(path: str | Path | None = None, *, overrides: Mapping[str, Any] 
         raise ConfigError("(top level)", "must be a mapping of options")
     raw = dict(raw)
     raw.update(overrides or {})
-    return parse_config(raw, config_dir=config_dir)
+    return parse_config(raw, config_dir=config_dir, environ=environ)
 
 
-def parse_config(raw: Mapping[str, Any], *, config_dir: Path | None = None) -> Config:
+def parse_config(
+    raw: Mapping[str, Any], *, config_dir: Path | None = None, environ: Mapping[str, str] | None = None
+) -> Config:
     """Build a Config from an already-loaded document (tests build them inline)."""
-    raw = resolve_env(dict(raw))
+    raw = resolve_env(dict(raw), os.environ if environ is None else environ)
     base = config_dir or Path.cwd()
     known = {
         "listen", "storage", "store", "uplinks", "packages", "auth", "max_body_size", "max_unpacked_size",
@@ -183,19 +191,11 @@ def parse_config(raw: Mapping[str, Any], *, config_dir: Path | None = None) -> C
         server=parse_server(raw.get("server")),
         policy=parse_policy(raw.get("policy"), raw.get("filters")),
         trusted_publishing=parse_trusted_publishing(raw.get("trusted_publishing")),
+        orgs=_orgs(raw.get("orgs")),
         config_dir=str(base),
     )
 
 
-def parse_policy(policy: Any, filters: Any) -> PolicyConfig:
-    """tarhold's `policy:` section, or Verdaccio's package-filter plugin under `filters:`.
-
-    Other `filters:` plugins are Verdaccio plugins tarhold does not run: ignored, logged.
-        orgs=_orgs(raw.get("orgs")),
-    """
-    if filters is not None and not isinstance(filters, dict):
-        raise ConfigError("filters", "must be a mapping of filter plugins to their options")
-    filters = filters or {}
 def _orgs(raw: Any) -> OrgsConfig:
     try:
         return parse_orgs(raw)
@@ -203,6 +203,14 @@ def _orgs(raw: Any) -> OrgsConfig:
         raise ConfigError("orgs", str(exc)) from None
 
 
+def parse_policy(policy: Any, filters: Any) -> PolicyConfig:
+    """tarhold's `policy:` section, or Verdaccio's package-filter plugin under `filters:`.
+
+    Other `filters:` plugins are Verdaccio plugins tarhold does not run: ignored, logged.
+    """
+    if filters is not None and not isinstance(filters, dict):
+        raise ConfigError("filters", "must be a mapping of filter plugins to their options")
+    filters = filters or {}
     for plugin in filters:
         if plugin != VERDACCIO_FILTER:
             LOG.info("config: filters.%s is a Verdaccio plugin tarhold does not run; ignored", plugin)
@@ -215,18 +223,18 @@ def _orgs(raw: Any) -> OrgsConfig:
     return parse_policy_section(policy)
 
 
-def resolve_env(value: Any) -> Any:
+def resolve_env(value: Any, environ: Mapping[str, str]) -> Any:
     """A string value that names a set environment variable takes its value.
 
     This is what the verdaccio-aws-s3-storage plugin does for its options
     (`bucket: S3_BUCKET`), applied to every value so `url: UPSTREAM_URL` works.
     """
     if isinstance(value, dict):
-        return {k: resolve_env(v) for k, v in value.items()}
+        return {k: resolve_env(v, environ) for k, v in value.items()}
     if isinstance(value, list):
-        return [resolve_env(v) for v in value]
-    if isinstance(value, str) and ENV_NAME.fullmatch(value) and value in os.environ:
-        return os.environ[value]
+        return [resolve_env(v, environ) for v in value]
+    if isinstance(value, str) and ENV_NAME.fullmatch(value) and value in environ:
+        return environ[value]
     return value
 
 

@@ -12,7 +12,8 @@
 #      a silent fallback to the defaults);
 #   2. $TARHOLD_CONFIG_DEFAULT (default /etc/tarhold/config.yaml) if it exists;
 #   3. built-in defaults: embedded storage in $TARHOLD_STORAGE
-#      (default /var/lib/tarhold), listening on 0.0.0.0:4873.
+#      (default /var/lib/tarhold), listening on 0.0.0.0:4873, mirroring
+#      $TARHOLD_UPSTREAM_URL when set (the image has no npm to ask).
 # $TARHOLD_LISTEN (host:port), when set, overrides the listen address in
 # every case. Options given on the command line come last, so they win.
 # Whatever runs replaces this shell (exec): signals reach it directly.

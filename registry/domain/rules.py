@@ -49,6 +49,18 @@ DEFAULT_RULES: tuple[dict[str, Any], ...] = (
 )
 
 
+def default_packages(proxy: str | None = None) -> dict[str, dict[str, Any]]:
+    """The `packages:` section a config without one gets, every rule proxying to `proxy`
+    when given (the uplink `tarhold serve` adds when no config names one)."""
+    rules: dict[str, dict[str, Any]] = {}
+    for rule in DEFAULT_RULES:
+        options = {k: v for k, v in rule.items() if k != "pattern"}
+        if proxy is not None:
+            options["proxy"] = proxy
+        rules[rule["pattern"]] = options
+    return rules
+
+
 def glob_to_regex(pattern: str) -> re.Pattern[str]:
     """minimatch's subset used in registry configs: `**`, `*`, `?`, `{a,b}`."""
     out = []

@@ -47,7 +47,7 @@ from registry.domain.users import (
     token_pk,
     valid_user_name,
 )
-from registry.http.appkeys import DATABASE
+from registry.http.appkeys import CONFIG, DATABASE
 from storage.base import ConfigError, Conflict, NotFound, RegistryDatabase
 
 LOG = logging.getLogger(__name__)
@@ -176,10 +176,19 @@ async def bootstrap_on_startup(app: web.Application) -> None:
     if wanted is not None:
         await bootstrap_admin(db, wanted)
     elif not await has_users(db):
-        LOG.warning(
-            "no users and no admin yet: create one with `tarhold user add NAME --admin`,"
-            " or start with %s (and optionally %s) set", PASSWORD_ENV, TOKEN_ENV,
-        )
+        # As the registration setting has it: an open registry's first user signs up.
+        max_users = app[CONFIG].auth.max_users
+        if max_users is not None and max_users <= 0:
+            LOG.warning(
+                "no users yet, and registration is closed (auth.max_users: %s): create the first with"
+                " `tarhold user add NAME --admin` (with serve's -c or --storage), or start with %s"
+                " (and optionally %s) set", max_users, PASSWORD_ENV, TOKEN_ENV,
+            )
+        else:
+            LOG.info(
+                "no users yet: registration is open, so the first `npm adduser` signs up; an admin comes"
+                " from `tarhold user add NAME --admin` (with serve's -c or --storage) or %s", PASSWORD_ENV,
+            )
 
 
 def setup(app: web.Application, environ: Mapping[str, str] | None = None) -> None:

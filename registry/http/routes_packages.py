@@ -26,7 +26,7 @@ from registry.domain.packages import ABBREVIATED, FULL, Current, Rendered, is_mi
 from registry.domain.packument_views import manifest_for
 from registry.domain.rules import PackageRule
 from registry.http import routes_changes as changes
-from registry.http.access import authorize
+from registry.http.access import authorize, rule_of
 from registry.http.appkeys import CONFIG, MIRROR, PACKAGES
 from registry.http.bodies import read_object
 from registry.http.routes_publish import publish_package
@@ -86,6 +86,30 @@ def parse_package_target(raw_path: str, prefix: str) -> tuple[str, tuple[str, ..
     return parsed.name, parsed.rest, is_readable_name(parsed.name)
 
 
+def not_here(request: web.Request, name: str, rule: PackageRule | None) -> NotFoundError:
+    """The 404 of a package neither published here nor found upstream, saying which uplinks
+    were asked. The words depend on the name's rule and the config only, never on whether
+    the package exists: a caller who may not see a package gets this very answer."""
+    asked = [uplink for uplink in (rule.proxy if rule else ()) if uplink in request.app[MIRROR].uplinks]
+    if len(asked) == 1:
+        why = f"uplink {asked[0]} has no such package"
+    elif asked:
+        why = f"uplinks {', '.join(asked)} have no such package"
+    elif request.app[CONFIG].uplinks:
+        why = "no uplink is configured for this name"
+    else:
+        why = "no uplink is configured"
+    return NotFoundError(f"package {name} not found: not published here, and {why}")
+
+
+def readable_rule(request: web.Request, name: str) -> PackageRule:
+    """`authorize` to read; a package the caller may not see is the 404 of a missing one."""
+    try:
+        return authorize(request, name, Action.READ).rule
+    except NotFoundError:
+        raise not_here(request, name, rule_of(request, name)) from None
+
+
 async def resolve(request: web.Request, name: str, rule: PackageRule) -> Current | None:
     """The local document, or the uplinks' (fresh, refreshed or stale) per the rule's proxy."""
     return await request.app[MIRROR].packument(name, rule.proxy, request.headers.get("Via", ""))
@@ -104,7 +128,7 @@ def writes_back(request: web.Request, name: str) -> bool:
 
 
 async def get_packument(request: web.Request, name: str) -> web.StreamResponse:
-    rule = authorize(request, name, Action.READ).rule
+    rule = readable_rule(request, name)
     packages = request.app[PACKAGES]
     variant = ABBREVIATED if wants_abbreviated(request) and "write" not in request.query else FULL
     content_type = ABBREVIATED if variant == ABBREVIATED else "application/json"
@@ -118,7 +142,7 @@ async def get_packument(request: web.Request, name: str) -> web.StreamResponse:
     else:
         current = await resolve(request, name, rule)
         if current is None:
-            raise NotFoundError(f"package {name} not found")
+            raise not_here(request, name, rule)
         # Only a package published here is written back; a mirrored one is the uplink's.
         unfiltered = unfiltered and not is_mirrored(current.doc)
         view = UNCHANGED if unfiltered else await packages.view(name, current)
@@ -132,11 +156,11 @@ async def get_packument(request: web.Request, name: str) -> web.StreamResponse:
 
 
 async def get_manifest(request: web.Request, name: str, spec: str) -> web.StreamResponse:
-    rule = authorize(request, name, Action.READ).rule
+    rule = readable_rule(request, name)
     packages = request.app[PACKAGES]
     current = await resolve(request, name, rule)
     if current is None:
-        raise NotFoundError(f"package {name} not found")
+        raise not_here(request, name, rule)
     view = await packages.view(name, current)
     packages.policy.check_version(name, spec, view, who=request.get("user"))
     rendered = await packages.render(name, current, base_url(request), FULL, view)

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
+import shutil
 import signal
+import sys
 from typing import Any
 
 from aiohttp import web
@@ -17,23 +20,23 @@ from aiohttp import web
 from registry.http.app import SERVER_KWARGS, create_app
 from registry.http.logs import configure_logging
 from registry.http.serving import run
-from registry.ops.settings import config_from_args, public_base
+from registry.ops.banner import banner
+from registry.ops.settings import load_from_args, public_base
 from registry.ops.workers import STOP_MARGIN, run_workers
 from storage.base import ConfigError
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    config = config_from_args(args)
-    configure_logging(config.log)
     workers = args.workers
     if workers < 1:
         raise ConfigError("--workers", "must be at least 1")
-    url = public_base(config)
+    loaded = load_from_args(args)
+    config = loaded.config
+    configure_logging(config.log)
+    lines = banner(loaded, public_base(config), workers=workers, program=program_name())
 
     def announce(_: str) -> None:
-        print(f"tarhold is serving at {url}" + (f" ({workers} workers)" if workers > 1 else ""), flush=True)
-        print(f"point npm at it:  npm config set registry {url}", flush=True)
-        print(f"   or per command: npm install --registry {url}", flush=True)
+        print("\n".join(lines), flush=True)
 
     def serve(index: int) -> int:
         # No log format prints the caller, thread or process: skip collecting
@@ -61,6 +64,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if workers == 1:
         return serve(0)
     return run_workers(workers, serve, stop_timeout=config.server.drain_timeout + STOP_MARGIN)
+
+
+def program_name() -> str:
+    """How to run `tarhold` again from here: its bare name when that is on PATH, else as it was run."""
+    ran = sys.argv[0] if sys.argv and sys.argv[0] else "tarhold"
+    found = shutil.which("tarhold")
+    if os.path.basename(ran) != "tarhold" or (found and os.path.realpath(found) == os.path.realpath(ran)):
+        return "tarhold"
+    return ran
 
 
 def _worker_header(index: int) -> Any:

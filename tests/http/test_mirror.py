@@ -99,6 +99,14 @@ async def test_stale_copy_is_served_when_the_upstream_fails(
 async def test_without_a_copy_404_upstream_is_404_and_failure_is_502(client: TestClient, upstream: FakeUpstream) -> None:
     response = await client.get("/no-such-package")
     assert response.status == 404
+    # The 404 says which uplink was asked; a name no rule proxies says that none was.
+    assert (await response.json())["error"] == (
+        "package no-such-package not found: not published here, and uplink up has no such package"
+    )
+    response = await client.get("/@private%2fnone")
+    assert (await response.json())["error"] == (
+        "package @private/none not found: not published here, and no uplink is configured for this name"
+    )
     upstream.add_package("broken", ["1.0.0"])
     upstream.fail("broken", 500)
     response = await client.get("/broken")

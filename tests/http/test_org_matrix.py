@@ -17,7 +17,14 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
-from registry.domain.org_store import add_team_member, create_org, create_team, grant, revoke, set_member
+from registry.domain.org_store import (
+    add_team_member,
+    create_org,
+    create_team,
+    grant,
+    revoke,
+    set_member,
+)
 from registry.http.appkeys import DATABASE
 from registry.http.org_directory import reload
 

@@ -119,7 +119,11 @@ async def test_version_and_tag_manifests(client: TestClient, alice: str) -> None
 
 async def test_missing_package_and_tarball_are_404_with_a_message(client: TestClient) -> None:
     response = await client.get("/absent")
-    assert response.status == 404 and (await response.json())["error"]
+    assert response.status == 404
+    # No uplink: the message says that nothing else was asked.
+    assert (await response.json())["error"] == "package absent not found: not published here, and no uplink is configured"
+    response = await client.get("/absent/1.0.0")
+    assert (await response.json())["error"] == "package absent not found: not published here, and no uplink is configured"
     response = await client.get("/absent/-/absent-1.0.0.tgz")
     assert response.status == 404 and (await response.json())["error"]
 

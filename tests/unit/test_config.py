@@ -269,5 +269,6 @@ def test_the_example_config_mentions_every_option() -> None:
         "connectTimeout", "readTimeout", "policy", "min_age", "freeze_before", "unknown_age", "applies_to",
         "strategy", "exclude_deprecated", "block", "allow", "filters", "publish_staged",
         "trusted_publishing", "token_ttl", "leeway", "issuers", "issuer", "jwks_uri", "audience", "claims_map",
+        "orgs", "create_packages",
     ]:
         assert f"{option}:" in text, option
