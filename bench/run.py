@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import corpus as C
+from bench.cold_rows import ColdRows
 from bench.extra_rows import ExtraRows
 from bench.load import LoadResult, run_load, wrk_available
 from bench.npm import InstallResult, NpmProject, install, npm_binary
@@ -52,7 +53,7 @@ from bench.servers import (
 )
 
 
-class Bench(ExtraRows):
+class Bench(ExtraRows, ColdRows):
     def __init__(self, settings: Settings, workdir: Path, parts: frozenset[str] | None = None) -> None:
         self.settings = settings
         self.workdir = workdir
@@ -98,8 +99,9 @@ class Bench(ExtraRows):
         s = self.settings
         log(f"settings: {s}, rows: {', '.join(sorted(self.parts)) if self.parts else 'all'},"
             f" policy rows: {self.policy}")
-        self.upstream = self.keep(start_upstream(self.workdir / "upstream", s.tree_size, s.huge_versions))
-        log(f"fake upstream on {self.upstream.url}")
+        self.upstream = self.keep(start_upstream(self.workdir / "upstream", s.tree_size, s.huge_versions,
+                                                 s.upstream_latency))
+        log(f"fake upstream on {self.upstream.url}, answering {s.upstream_latency * 1000:g} ms late")
         self.tarhold = self.keep(start_tarhold(self.workdir / "tarhold", self.workdir / "tarhold" / "storage",
                                                self.upstream.url))
         self.verdaccio: Server | None = None
@@ -149,9 +151,9 @@ class Bench(ExtraRows):
         installs: dict[str, dict[str, Any]] = {}
         for server in self.servers:
             base = self.workdir / "npm" / server.name
+        firsts: dict[str, dict[str, Any]] = {}  # the first run of the cold rows
             projects = [NpmProject(base / f"p{index}", package_json, lock, server.url) for index in range(4)]
-            log(f"{server.name}: cold npm ci ({s.tree_size} packages, empty storage, through the upstream)")
-            cold = self.checked(install(projects[:1], server.pid), f"{server.name} cold npm ci")
+            cold = firsts[server.name] = self.cold_install(server, server.name, 0)
             warm: list[InstallResult] = []
             four: list[InstallResult] = []
             for run in range(s.runs):
@@ -162,7 +164,7 @@ class Bench(ExtraRows):
                 four.append(self.checked(install(projects, server.pid), f"{server.name} 4× npm ci"))
             self.record_rss(f"npm ci ({server.name})", [server])
             installs[server.name] = {
-                "cold": cold.__dict__, "warm": [r.__dict__ for r in warm], "four": [r.__dict__ for r in four],
+                "cold": cold, "warm": [r.__dict__ for r in warm], "four": [r.__dict__ for r in four],
             }
         self.raw["npm"] = installs
 
@@ -182,13 +184,10 @@ class Bench(ExtraRows):
                 pick("verdaccio", "four", "wall"), checks=[Check("vs_max", 0.8)]),
             Row("4 concurrent npm ci, server CPU", "s", pick("tarhold", "four", "server_cpu"),
                 pick("verdaccio", "four", "server_cpu")),
-            Row("cold npm ci (empty storage), wall", "s", pick("tarhold", "cold", "wall"),
-                pick("verdaccio", "cold", "wall"), note="one run: storage is warm after it"),
-            Row("cold npm ci, server CPU", "s", pick("tarhold", "cold", "server_cpu"),
-                pick("verdaccio", "cold", "server_cpu")),
         ]
 
     def checked(self, result: InstallResult, what: str) -> InstallResult:
+        self.guarded("cold npm ci", lambda: self.cold_rows(firsts))
         if not result.ok:
             log(f"{what} failed:\n{result.error}")
             self.notes.append(f"{what} failed: {result.error.strip().splitlines()[-1:]}")

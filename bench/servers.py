@@ -48,10 +48,11 @@ def _get_ok(url: str) -> None:
         response.read()
 
 
-def start_upstream(workdir: Path, tree_size: int, huge_versions: int) -> Server:
+def start_upstream(workdir: Path, tree_size: int, huge_versions: int, latency: float = 0.0) -> Server:
+    """The fake upstream (`bench/upstream.py`), answering each request `latency` seconds late."""
     port = free_port()
     argv = [sys.executable, "-m", "bench.upstream", "--port", str(port), "--tree-size", str(tree_size),
-            "--huge-versions", str(huge_versions)]
+            "--huge-versions", str(huge_versions), "--latency", str(latency)]
     process = ServerProcess.spawn("upstream", argv, cwd=ROOT, log_dir=workdir)
     process.wait_until_ready(lambda: _get_ok(f"http://{HOST}:{port}/-/ping"), timeout=UPSTREAM_START_TIMEOUT,
                              what="/-/ping")
@@ -67,9 +68,10 @@ def tarhold_workers_supported() -> bool:
 def start_tarhold(
     workdir: Path, storage: Path, upstream: str | None, *, name: str = "tarhold",
     store_section: dict[str, Any] | None = None, workers: int | None = None, policy: dict[str, Any] | None = None,
+    uplink: dict[str, Any] | None = None,
 ) -> Server:
     """`tarhold serve` on `storage` (or on S3 + DynamoDB with `store_section`), proxying `upstream`,
-    with `policy` as its `policy:` section when given.
+    with `policy` as its `policy:` section and `uplink` added to the uplink's options when given.
     """
     workdir.mkdir(parents=True, exist_ok=True)
     port = free_port()
@@ -82,7 +84,7 @@ def start_tarhold(
     }
     if upstream:
         access["proxy"] = "upstream"
-        config["uplinks"] = {"upstream": {"url": upstream, "maxage": "10m", "timeout": "30s"}}
+        config["uplinks"] = {"upstream": {"url": upstream, "maxage": "10m", "timeout": "30s", **(uplink or {})}}
     config["packages"] = {"@*/*": dict(access), "**": dict(access)}
     if policy is not None:
         config["policy"] = policy

@@ -2,6 +2,12 @@
 
 Run apart from the harness so it shares no GIL with the load generator or
 the harness; prints `READY <port>` once it listens, serves until SIGTERM.
+
+`--latency SECONDS` holds every answer that long before it starts, as a
+registry across a network does (a real upstream is not on loopback), so
+the cold rows measure what a mirror does about round trips.
+`GET /-/bench/requests` (never delayed, never counted) answers how many
+requests of each kind (packument, tarball, ...) it has received so far.
 """
 
 from __future__ import annotations
@@ -10,13 +16,41 @@ import argparse
 import asyncio
 import signal
 import sys
+from collections import Counter
+
+from aiohttp import web
 
 from bench.corpus import Corpus, populate
 from tests.support.fake_upstream import FakeUpstream
 
+COUNTS_PATH = "/-/bench/requests"
 
-async def serve(port: int, corpus: Corpus) -> None:
-    upstream = FakeUpstream(port=port)
+
+class BenchUpstream(FakeUpstream):
+    """The fake upstream, with a latency on every answer and a running count of requests by kind."""
+
+    def __init__(self, *, port: int, latency: float) -> None:
+        super().__init__(port=port)
+        self.latency = latency
+        self.totals: Counter[str] = Counter()
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        if request.path == COUNTS_PATH:
+            return web.json_response(self.counts())
+        if self.latency and request.path != "/-/ping":
+            await asyncio.sleep(self.latency)
+        return await super()._handle(request)
+
+    def counts(self) -> dict[str, int]:
+        """Requests by kind so far; the recorded requests are folded in and forgotten (memory stays flat)."""
+        done = [request for request in self.requests if request.status is not None]
+        self.totals.update(request.kind for request in done)
+        self.requests[:] = [request for request in self.requests if request.status is None]
+        return dict(self.totals)
+
+
+async def serve(port: int, corpus: Corpus, latency: float) -> None:
+    upstream = BenchUpstream(port=port, latency=latency)
     populate(upstream, corpus)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -36,8 +70,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--tree-size", type=int, default=Corpus.tree_size)
     parser.add_argument("--huge-versions", type=int, default=Corpus.huge_versions)
+    parser.add_argument("--latency", type=float, default=0.0, help="seconds before each answer")
     args = parser.parse_args(argv)
-    asyncio.run(serve(args.port, Corpus(tree_size=args.tree_size, huge_versions=args.huge_versions)))
+    corpus = Corpus(tree_size=args.tree_size, huge_versions=args.huge_versions)
+    asyncio.run(serve(args.port, corpus, args.latency))
 
 
 if __name__ == "__main__":

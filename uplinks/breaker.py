@@ -15,7 +15,10 @@ only while the ones in flight plus the failures so far stay below
 back however many run at once.
 
 Callers bracket every fetch: `attempt = breaker.begin()` (None: refused),
-then `breaker.end(attempt, ok)`. Each change of state is told to
+then `breaker.end(attempt, ok)`. A fetch no client waits for (a prefetch)
+begins with `optional=True`: it goes through only while the breaker is
+calm, never as the probe, and does not take a client's place in the budget
+of a suspect uplink (its outcome counts like any other). Each change of state is told to
 `on_change` (the mirror passes it on to its `UplinkEvents`), once per change.
 """
 
@@ -35,6 +38,7 @@ class Attempt:
     number: int
     began: float
     probe: bool = False
+    optional: bool = False
 
 
 class CircuitBreaker:
@@ -52,6 +56,7 @@ class CircuitBreaker:
         self._probing = False
         self._last_success = -math.inf
         self._in_flight: dict[int, float] = {}
+        self._optional: set[int] = set()  # the attempts in flight that no client waits for
         self._numbers = itertools.count()
         self._reported: str | None = None
         self.report_state()
@@ -81,14 +86,22 @@ class CircuitBreaker:
         """Whether the uplink is not known to be down (asks nothing of it, takes no probe)."""
         return self.max_fails == 0 or self.state != "open"
 
-    def begin(self) -> Attempt | None:
-        """Let one fetch through, or None when the uplink is offline or suspect and busy."""
-        attempt = self._begin()
+    def calm(self) -> bool:
+        """Closed, no failure since the last success and nothing stalling: fit for traffic
+        no client waits for (prefetch), which must never take a probe or add to a failing uplink."""
+        return self._opened_at is None and self.fails == 0 and not self._suspect(self.clock())
+
+    def begin(self, optional: bool = False) -> Attempt | None:
+        """Let one fetch through, or None when the uplink is offline or suspect and busy
+        (an `optional` one: unless it is calm)."""
+        attempt = self._begin(optional)
         self.report_state()
         return attempt
 
-    def _begin(self) -> Attempt | None:
+    def _begin(self, optional: bool) -> Attempt | None:
         now = self.clock()
+        if optional:
+            return self._start(now, optional=True) if self.max_fails == 0 or self.calm() else None
         state = self.state
         if self.max_fails == 0:
             return self._start(now)
@@ -99,13 +112,15 @@ class CircuitBreaker:
                 return None
             self._probing = True  # exactly one probe at a time
             return self._start(now, probe=True)
-        if self._suspect(now) and self.fails + len(self._in_flight) >= self.max_fails:
+        if self._suspect(now) and self.fails + len(self._in_flight) - len(self._optional) >= self.max_fails:
             return None
         return self._start(now)
 
-    def _start(self, now: float, probe: bool = False) -> Attempt:
-        attempt = Attempt(next(self._numbers), now, probe)
+    def _start(self, now: float, probe: bool = False, optional: bool = False) -> Attempt:
+        attempt = Attempt(next(self._numbers), now, probe, optional)
         self._in_flight[attempt.number] = now
+        if optional:
+            self._optional.add(attempt.number)
         return attempt
 
     def _suspect(self, now: float) -> bool:
@@ -120,6 +135,7 @@ class CircuitBreaker:
         """Record how a fetch `begin` let through ended: ok, failed, or None for neither
         (it was cancelled, or failed for a reason that is not the uplink's)."""
         self._in_flight.pop(attempt.number, None)
+        self._optional.discard(attempt.number)
         now = self.clock()
         if attempt.probe:
             self._probing = False

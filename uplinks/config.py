@@ -36,6 +36,11 @@ class UplinkConfig:
     strict_ssl: bool = True
     ca: str | None = None
     type: str = "npm"
+    # Fetch the packuments a fetched packument's `latest` depends on before
+    # clients ask (uplinks/prefetch.py): this many levels deep, this many at once.
+    prefetch: bool = True
+    prefetch_depth: int = 2
+    prefetch_concurrency: int = 8
 
 
 def parse_uplinks(raw: Any) -> dict[str, UplinkConfig]:
@@ -46,8 +51,11 @@ def parse_uplinks(raw: Any) -> dict[str, UplinkConfig]:
 
 UPLINK_KEYS = {
     "url", "timeout", "maxage", "max_fails", "fail_timeout", "cache", "headers",
-    "auth", "strict_ssl", "ca", "type", "agent_options",
+    "auth", "strict_ssl", "ca", "type", "agent_options", "prefetch", "prefetch_depth",
+    "prefetch_concurrency",
 }
+MAX_PREFETCH_DEPTH = 5
+MAX_PREFETCH_CONCURRENCY = 64
 
 
 def parse_uplink(name: str, raw: Any) -> UplinkConfig:
@@ -69,6 +77,9 @@ def parse_uplink(name: str, raw: Any) -> UplinkConfig:
     if not isinstance(headers, dict) or not all(isinstance(v, (str, int)) for v in headers.values()):
         raise ConfigError(f"{key}.headers", "must map header names to strings")
     ca = raw.get("ca")
+    depth = _whole(f"{key}.prefetch_depth", raw.get("prefetch_depth", 2), 1, MAX_PREFETCH_DEPTH)
+    concurrency = _whole(f"{key}.prefetch_concurrency", raw.get("prefetch_concurrency", 8), 1,
+                         MAX_PREFETCH_CONCURRENCY)
     return UplinkConfig(
         name=name,
         url=url.rstrip("/"),
@@ -82,7 +93,16 @@ def parse_uplink(name: str, raw: Any) -> UplinkConfig:
         strict_ssl=parse_bool(f"{key}.strict_ssl", raw.get("strict_ssl", True)),
         ca=None if ca is None else parse_str(f"{key}.ca", ca),
         type=parse_str(f"{key}.type", raw.get("type", "npm")),
+        prefetch=parse_bool(f"{key}.prefetch", raw.get("prefetch", True)),
+        prefetch_depth=depth,
+        prefetch_concurrency=concurrency,
     )
+
+
+def _whole(key: str, value: Any, low: int, high: int) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+        raise ConfigError(key, f"must be a whole number from {low} to {high}")
+    return value
 
 
 def parse_uplink_auth(key: str, raw: Any) -> UplinkAuth | None:

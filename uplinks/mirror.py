@@ -17,9 +17,8 @@ import asyncio
 import hashlib
 import logging
 import time
-from collections import Counter
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import partial
 from importlib.metadata import entry_points
 from typing import Any
@@ -44,7 +43,6 @@ from .documents import (
 )
 from .errors import UplinkBadGateway, UplinkUnavailable
 from .events import (
-    FAILURES,
     FETCH_ERROR,
     HIT,
     INTEGRITY_ERROR,
@@ -54,8 +52,10 @@ from .events import (
     STALE,
     TARBALL_FETCH,
     UplinkEvents,
+    UplinkStats,
 )
 from .npm import NpmUplink
+from .prefetch import Prefetcher, ProxiesFor
 from .tee import Download, Expected, IntegrityError
 
 LOG = logging.getLogger(__name__)
@@ -72,23 +72,6 @@ def uplink_factories() -> dict[str, Any]:
     return factories
 
 
-@dataclass
-class UplinkStats:
-    """Counters per uplink (`uplinks.events.EVENTS` names them), kept here and
-    passed on to the mirror's `UplinkEvents`, plus when each uplink last failed."""
-
-    counts: Counter[str] = field(default_factory=Counter)
-    last_error: dict[str, float] = field(default_factory=dict)  # uplink -> epoch seconds
-    events: UplinkEvents = field(default_factory=UplinkEvents)
-
-    def add(self, uplink: str, what: str, amount: int = 1) -> None:
-        """Count `amount` of the event `what` for `uplink`."""
-        self.counts[f"{uplink}:{what}"] += amount
-        if what in FAILURES:
-            self.last_error[uplink] = time.time()
-        self.events.count(uplink, what, amount)
-
-
 @dataclass(frozen=True)
 class Freshness:
     token: str
@@ -100,11 +83,13 @@ class Mirror:
     """Packuments from uplinks, kept in the package store; one refresh per name at a time.
 
     `events` hears every count and circuit change (default: nobody does).
+    `proxies_for` (a name -> the uplinks its `packages:` rule proxies) turns
+    on prefetch (`uplinks.prefetch`) for the uplinks whose config allows it.
     """
 
     def __init__(
         self, packages: MirroredPackages, configs: Mapping[str, UplinkConfig], via_id: str = "",
-        events: UplinkEvents | None = None,
+        events: UplinkEvents | None = None, proxies_for: ProxiesFor | None = None,
     ) -> None:
         events = events if events is not None else UplinkEvents()
         self.packages = packages
@@ -127,6 +112,9 @@ class Mirror:
         self._downloads: dict[tuple[str, str], Download] = {}
         self._download_tasks: set[asyncio.Task[int]] = set()
         self._stored_recently: TTLCache[tuple[str, str], bool] = TTLCache(10_000, 60)
+        self.prefetch: Prefetcher | None = None
+        if proxies_for is not None:
+            self.prefetch = Prefetcher(self.configs, self.breakers, self.stats, self.lookup, proxies_for)
         factories = uplink_factories()
         for name, config in self.configs.items():
             if config.type not in factories:
@@ -145,6 +133,8 @@ class Mirror:
             self.uplinks[name] = factory(config, self.session)
 
     async def close(self) -> None:
+        if self.prefetch:
+            self.prefetch.close()
         for task in [*self._inflight.values(), *self._download_tasks]:
             task.cancel()
         for uplink in self.uplinks.values():
@@ -168,6 +158,10 @@ class Mirror:
         `Packages.read` answers from memory within the packument TTL, so a
         local or fresh mirrored document costs no storage read then.
         """
+        return await self.lookup(name, proxies, via=via)
+
+    async def lookup(self, name: str, proxies: tuple[str, ...], depth: int = 0, via: str = "") -> Current | None:
+        """`packument`, for a client (`depth` 0) or for a prefetch `depth` levels below one."""
         looked = time.monotonic()
         stored = await self.packages.read(name, cached=True)
         if stored is not None and not is_mirrored(stored.doc):
@@ -176,7 +170,7 @@ class Mirror:
         if not usable or self.is_loop(via):
             return stored
         if stored is not None and self._still_fresh(name, stored):
-            self.stats.add(stored.doc[MARK]["uplink"], HIT)
+            self.stats.lookup(stored.doc[MARK]["uplink"], HIT, depth)
             return stored
         task = self._inflight.get(name)
         fresh = self._fresh.get(name)
@@ -185,10 +179,10 @@ class Mirror:
             # see its result): it updated the read cache, so no second fetch.
             again = await self.packages.read(name, cached=True)
             if again is not None and again.token == fresh.token:
-                self.stats.add(again.doc[MARK]["uplink"], HIT)
+                self.stats.lookup(again.doc[MARK]["uplink"], HIT, depth)
                 return again
         if task is None:
-            task = asyncio.ensure_future(self._refresh(name, usable, stored, via))
+            task = asyncio.ensure_future(self._refresh(name, usable, stored, via, depth))
             self._inflight[name] = task
             task.add_done_callback(lambda _: self._inflight.pop(name, None))
         # Shielded: a client that goes away does not cancel the others' fetch.
@@ -223,13 +217,13 @@ class Mirror:
         self._fresh[name] = Freshness(current.token, time.monotonic(), maxage)
 
     async def _refresh(
-        self, name: str, proxies: tuple[str, ...], stored: Current | None, via: str
+        self, name: str, proxies: tuple[str, ...], stored: Current | None, via: str, depth: int = 0
     ) -> Current | None:
         problems: list[str] = []
         not_found = 0
         for uplink_name in proxies:
             breaker = self.breakers[uplink_name]
-            attempt = breaker.begin()
+            attempt = breaker.begin(optional=depth > 0)
             if attempt is None:
                 problems.append(f"{uplink_name}: circuit open")
                 continue
@@ -255,24 +249,28 @@ class Mirror:
             finally:
                 breaker.end(attempt, outcome)
             if fetched.data is None and stored is not None:
-                self.stats.add(uplink_name, REVALIDATED)
+                self.stats.lookup(uplink_name, REVALIDATED, depth)
                 self._remember(name, stored)
                 return stored
             if fetched.data is None:
                 problems.append(f"{uplink_name}: 304 without a stored copy")
                 continue
-            self.stats.add(uplink_name, MISS)
+            self.stats.lookup(uplink_name, MISS, depth)
             self.stats.add(uplink_name, RECEIVED_BYTES, len(fetched.data))
             try:
-                return await self._keep(name, uplink_name, fetched.data, fetched.etag,
-                                        fetched.last_modified, stored)
+                current = await self._keep(name, uplink_name, fetched.data, fetched.etag,
+                                           fetched.last_modified, stored)
             except UplinkError as exc:
                 problems.append(f"{uplink_name}: {exc}")
                 continue
+            if self.prefetch and is_mirrored(current.doc):
+                self.prefetch.fetched(current.doc, depth)
+            return current
         if stored is not None:
             uplink_name = stored.doc[MARK].get("uplink", "-")
-            self.stats.add(uplink_name, STALE)
-            LOG.warning("serving a stale copy of %s: %s", name, "; ".join(problems) or "not found upstream")
+            self.stats.lookup(uplink_name, STALE, depth)
+            LOG.log(logging.DEBUG if depth else logging.WARNING, "serving a stale copy of %s: %s", name,
+                    "; ".join(problems) or "not found upstream")
             return stored
         if not problems:
             return None  # every uplink said 404

@@ -200,7 +200,7 @@ def create_app(config: Config) -> web.Application:
     access.setup(app, database)  # last-access stamps for `tarhold gc`
     sign_in.setup(app)  # one login throttle for every channel that checks a password
     # Its failures become 502/503 RegistryErrors; its events feed tarhold_uplink_*.
-    app[MIRROR] = build_mirror(app[PACKAGES], config.uplinks)
+    app[MIRROR] = build_mirror(app[PACKAGES], config.uplinks, config.packages)
     app.cleanup_ctx.append(storage_ctx)
     app.cleanup_ctx.append(policy_ctx)
     org_directory.setup(app)  # the organizations every access decision reads, kept current

@@ -37,6 +37,8 @@ from uplinks.events import (
     HIT,
     INTEGRITY_ERROR,
     MISS,
+    PREFETCH_SKIPPED,
+    PREFETCHED,
     RECEIVED_BYTES,
     REVALIDATED,
     STALE,
@@ -59,6 +61,8 @@ UPLINK_EVENTS = {
     INTEGRITY_ERROR: ("uplink_errors", "integrity"),
     TARBALL_FETCH: ("uplink_tarballs", None),
     RECEIVED_BYTES: ("uplink_bytes", None),
+    PREFETCHED: ("uplink_prefetches", "fetched"),
+    PREFETCH_SKIPPED: ("uplink_prefetches", "skipped"),
 }
 
 
@@ -103,6 +107,12 @@ class Metrics:
         )
         self.uplink_tarballs = Counter(
             "tarhold_uplink_tarball_fetches_total", "Tarballs fetched from an uplink (storage misses).", ["uplink"]
+        )
+        self.uplink_prefetches = Counter(
+            "tarhold_uplink_prefetches_total",
+            "Packuments of dependencies asked of an uplink ahead of clients (result=fetched: a 200 or a 304;"
+            " not counted as cache requests), or dropped (result=skipped: circuit not calm, queue full).",
+            ["uplink", "result"],
         )
         self.uplink_bytes = Counter(
             "tarhold_uplink_received_bytes_total", "Packument and tarball bytes received from an uplink.",

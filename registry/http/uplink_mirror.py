@@ -1,5 +1,6 @@
 """The mirror as the registry serves it: uplink failures as RegistryErrors, its
-events into the metrics, and each uplink's state for /health."""
+events into the metrics, the `packages:` rules that say which uplinks a
+prefetched dependency comes from, and each uplink's state for /health."""
 
 from __future__ import annotations
 
@@ -9,11 +10,14 @@ from typing import Any
 
 from registry.domain.errors import BadGateway, ServiceUnavailable
 from registry.domain.packages import Packages
+from registry.domain.rules import PackageRule, rule_for
 from registry.http.metrics_uplinks import MetricsUplinkEvents
+from registry.http.urls import is_readable_name
 from uplinks.config import UplinkConfig
 from uplinks.documents import Current
 from uplinks.errors import UplinkBadGateway, UplinkUnavailable
 from uplinks.mirror import Mirror
+from uplinks.prefetch import ProxiesFor
 from uplinks.tee import Download
 
 
@@ -46,9 +50,25 @@ class RegistryMirror(Mirror):
             raise BadGateway(exc.message) from None
 
 
-def build_mirror(packages: Packages, configs: Mapping[str, UplinkConfig]) -> RegistryMirror:
-    """The app's mirror, reporting into the tarhold_uplink_* metrics."""
-    return RegistryMirror(packages, configs, events=MetricsUplinkEvents(configs))
+def build_mirror(
+    packages: Packages, configs: Mapping[str, UplinkConfig], rules: tuple[PackageRule, ...] = ()
+) -> RegistryMirror:
+    """The app's mirror, reporting into the tarhold_uplink_* metrics, prefetching
+    dependencies from the uplinks `rules` proxy them to."""
+    return RegistryMirror(packages, configs, events=MetricsUplinkEvents(configs), proxies_for=proxies_for(rules))
+
+
+def proxies_for(rules: tuple[PackageRule, ...]) -> ProxiesFor:
+    """A dependency's name -> the uplinks its rule proxies (none for a name that is not
+    a valid one: it comes from an uplink's document, and becomes a storage key)."""
+
+    def proxies(name: str) -> tuple[str, ...]:
+        if not is_readable_name(name):
+            return ()
+        rule = rule_for(rules, name)
+        return rule.proxy if rule is not None else ()
+
+    return proxies
 
 
 def uplink_health(mirror: Mirror) -> dict[str, dict[str, Any]]:

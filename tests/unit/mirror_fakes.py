@@ -20,6 +20,7 @@ from uplinks.config import UplinkConfig
 from uplinks.documents import Current
 from uplinks.events import UplinkEvents
 from uplinks.mirror import Mirror
+from uplinks.prefetch import ProxiesFor
 
 UPSTREAM = "http://upstream.test"
 
@@ -168,14 +169,17 @@ class RecordingEvents(UplinkEvents):
 
 
 async def open_mirror(
-    root: Path, uplink: FakeUplink, **options: Any
+    root: Path, uplink: FakeUplink, proxies_for: ProxiesFor | None = None, **options: Any
 ) -> tuple[Mirror, StorePackages, RecordingEvents]:
-    """A mirror over `uplink` (named "up") on an fs store under `root`; `options` go to UplinkConfig."""
+    """A mirror over `uplink` (named "up") on an fs store under `root`; `options` go to UplinkConfig;
+    `proxies_for` turns prefetch on, as the registry does."""
     store = FsPackageStore(root)
     await store.open()
     packages = StorePackages(store)
     events = RecordingEvents()
-    mirror = Mirror(packages, {"up": UplinkConfig(name="up", url=UPSTREAM, **options)}, events=events)
+    mirror = Mirror(
+        packages, {"up": UplinkConfig(name="up", url=UPSTREAM, **options)}, events=events, proxies_for=proxies_for
+    )
     mirror.uplinks["up"] = uplink  # instead of start(): no session, no HTTP
     return mirror, packages, events
 

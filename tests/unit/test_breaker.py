@@ -77,6 +77,22 @@ def test_a_healthy_uplink_is_never_held_back_however_many_fetches_run() -> None:
     assert breaker.begin() is not None
 
 
+def test_an_optional_fetch_goes_only_while_calm_and_takes_no_clients_place() -> None:
+    clock = Clock()
+    breaker = CircuitBreaker(2, 10.0, clock, stall_after=0.5)
+    optional = [breaker.begin(optional=True) for _ in range(8)]
+    assert None not in optional and breaker.calm()
+    clock.now += 0.6  # they all stall: the uplink is suspect, no longer calm
+    assert not breaker.calm() and breaker.begin(optional=True) is None
+    first, second = breaker.begin(), breaker.begin()  # the clients' budget is theirs alone
+    assert first is not None and second is not None and breaker.begin() is None
+    for attempt in optional:
+        breaker.end(attempt, False)  # its failures are the uplink's all the same
+    assert breaker.state == "open" and breaker.begin(optional=True) is None
+    clock.now += 10  # half-open: the probe is a client's, never a prefetch's
+    assert breaker.begin(optional=True) is None and breaker.begin() is not None
+
+
 def test_an_outcome_that_is_not_the_uplinks_changes_nothing() -> None:
     breaker = CircuitBreaker(1, 5.0, Clock())
     breaker.end(breaker.begin(), None)

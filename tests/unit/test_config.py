@@ -137,6 +137,11 @@ def test_uplink_token_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> N
         ({"uplinks": {"u": {"url": "http://upstream.test", "maxage": "2 parsecs"}}}, "uplinks.u.maxage", "duration"),
         ({"uplinks": {"u": {"url": "http://upstream.test", "cache": "maybe"}}}, "uplinks.u.cache", "true or false"),
         ({"uplinks": {"u": {"url": "http://upstream.test", "retries": 3}}}, "uplinks.u.retries", "unknown"),
+        ({"uplinks": {"u": {"url": "http://upstream.test", "prefetch": "on"}}}, "uplinks.u.prefetch", "true or false"),
+        ({"uplinks": {"u": {"url": "http://upstream.test", "prefetch_depth": 9}}}, "uplinks.u.prefetch_depth",
+         "from 1 to 5"),
+        ({"uplinks": {"u": {"url": "http://upstream.test", "prefetch_concurrency": 0}}},
+         "uplinks.u.prefetch_concurrency", "from 1 to 64"),
         (
             {"uplinks": {"u": {"url": "http://upstream.test", "auth": {"type": "digest", "token": "x"}}}},
             "uplinks.u.auth.type",
@@ -269,6 +274,6 @@ def test_the_example_config_mentions_every_option() -> None:
         "connectTimeout", "readTimeout", "policy", "min_age", "freeze_before", "unknown_age", "applies_to",
         "strategy", "exclude_deprecated", "block", "allow", "filters", "publish_staged",
         "trusted_publishing", "token_ttl", "leeway", "issuers", "issuer", "jwks_uri", "audience", "claims_map",
-        "orgs", "create_packages",
+        "orgs", "create_packages", "prefetch", "prefetch_depth", "prefetch_concurrency",
     ]:
         assert f"{option}:" in text, option
