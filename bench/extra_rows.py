@@ -1,5 +1,6 @@
 """The rows `make bench` adds when it can: tarhold on S3 + DynamoDB, a py-spy
-profile, and tarhold with a mirror policy against tarhold without.
+profile, tarhold with a mirror policy against tarhold without, and search over
+100,000 packages (bench/search_scale.py).
 
 A mixin of `bench.run.Bench`: the methods use its servers, settings and rows.
 """
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -21,6 +23,7 @@ from bench.policy_row import check_policy_applied, count_versions, policy_sectio
 from bench.procstat import tree_peak_rss_mb
 from bench.report import Check, Row, median, top_frames
 from bench.scenarios import RESULTS, S3_SCENARIOS, SCENARIOS, Scenario, fetch, log
+from bench.search_scale import run as run_search_scale
 from bench.servers import Server, start_tarhold
 from tests.support.aws_servers import (
     find_dynamodb_local,
@@ -33,10 +36,13 @@ from tests.support.aws_servers import (
 # What the policy rows repeat: the packuments the policy is applied to.
 POLICY_SCENARIOS = ("full", "abbreviated")
 POLICY_TARGET = 0.9  # the issue's: with a policy, at least 90% of the throughput without
+# The issue's search targets with 100,000 packages in the list: p99 and the server's RSS growth.
+SEARCH_P99_MS = 50
+SEARCH_GROWTH_MB = 100
 
 
 class ExtraRows:
-    """S3 + DynamoDB rows, the profile and the policy rows, for `Bench`."""
+    """S3 + DynamoDB rows, the profile, the policy rows and the search rows, for `Bench`."""
 
     settings: Any
     workdir: Path
@@ -168,3 +174,28 @@ class ExtraRows:
                              [Check("ref_min", POLICY_TARGET)], note="; ".join([sizes, *errors])))
         self.rows.append(Row("  server CPU per request", "ms", median(cpu["policy"]), None, median(cpu["plain"]),
                              "without"))
+
+    # -- search --------------------------------------------------------------------
+
+    def search_rows(self) -> None:
+        """The 100,000-package search (bench/search_scale.py): two more `tarhold serve`, one on
+        an empty storage and one on BENCH_SEARCH_COUNT packages, p50/p99 per endpoint and RSS growth."""
+        count = int(os.environ.get("BENCH_SEARCH_COUNT") or 100_000)
+        repeats = int(os.environ.get("BENCH_SEARCH_REQUESTS") or (50 if self.settings.quick else 200))
+        log(f"search: {count} packages, {repeats} requests per endpoint")
+        report = run_search_scale(count, repeats, self.workdir / "search")
+        self.raw["search"] = {
+            "count": count, "requests": repeats, "latencies_s": report.filled.latencies,
+            "rss_mb": report.filled.rss_mb, "rss_empty_mb": report.empty.rss_mb,
+            "peak_mb": report.filled.peak_mb, "start_seconds": report.filled.start_seconds,
+            "propagation_seconds": report.propagation_seconds,
+        }
+        for label, p50, p99 in report.rows():
+            self.rows.append(Row(f"search {count:,}: {label} p99", "ms", p99, checks=[Check("max", SEARCH_P99_MS)],
+                                 note=f"p50 {p50:.1f} ms"))
+        self.rows.append(Row(f"search {count:,}: server RSS growth", "MB", report.growth_mb,
+                             checks=[Check("max", SEARCH_GROWTH_MB)],
+                             note=f"{report.filled.rss_mb:.0f} MB vs {report.empty.rss_mb:.0f} MB with no package"))
+        if report.propagation_seconds is not None:
+            self.rows.append(Row(f"search {count:,}: a change elsewhere found after", "s",
+                                 report.propagation_seconds))

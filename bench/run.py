@@ -142,6 +142,8 @@ class Bench(ExtraRows, ColdRows):
                 self.guarded("S3 + DynamoDB", self.s3_rows)
             else:
                 self.notes.append("S3 + DynamoDB rows skipped (BENCH_S3=0)")
+        if self.wants("search"):
+            self.guarded("search", self.search_rows)  # bench/extra_rows.py
 
     # -- npm ci ------------------------------------------------------------------
 
@@ -149,9 +151,9 @@ class Bench(ExtraRows, ColdRows):
         s = self.settings
         package_json, lock = C.lockfile(s.tree_size, "http://127.0.0.1")
         installs: dict[str, dict[str, Any]] = {}
+        firsts: dict[str, dict[str, Any]] = {}  # the first run of the cold rows
         for server in self.servers:
             base = self.workdir / "npm" / server.name
-        firsts: dict[str, dict[str, Any]] = {}  # the first run of the cold rows
             projects = [NpmProject(base / f"p{index}", package_json, lock, server.url) for index in range(4)]
             cold = firsts[server.name] = self.cold_install(server, server.name, 0)
             warm: list[InstallResult] = []
@@ -185,9 +187,9 @@ class Bench(ExtraRows, ColdRows):
             Row("4 concurrent npm ci, server CPU", "s", pick("tarhold", "four", "server_cpu"),
                 pick("verdaccio", "four", "server_cpu")),
         ]
+        self.guarded("cold npm ci", lambda: self.cold_rows(firsts))
 
     def checked(self, result: InstallResult, what: str) -> InstallResult:
-        self.guarded("cold npm ci", lambda: self.cold_rows(firsts))
         if not result.ok:
             log(f"{what} failed:\n{result.error}")
             self.notes.append(f"{what} failed: {result.error.strip().splitlines()[-1:]}")

@@ -8,7 +8,7 @@ botocore, sqlite3 or OSError exception for an expected condition.
 from __future__ import annotations
 
 import abc
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -278,6 +278,20 @@ class RegistryDatabase(abc.ABC):
     @abc.abstractmethod
     async def delete(self, pk: str, sk: str, *, if_ver: int | None = None) -> None:
         """Delete the item; raises NotFound when absent, Conflict on `if_ver` mismatch."""
+
+    async def get_many(self, pk: str, sks: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """The items of `sks` under `pk` that exist (unexpired), by sk; a missing one is left out.
+
+        Backends override this with one batch read (a page of search results
+        reads its entries at once); this default reads them one by one.
+        """
+        found: dict[str, dict[str, Any]] = {}
+        for sk in dict.fromkeys(sks):
+            try:
+                found[sk] = await self.get(pk, sk)
+            except NotFound:
+                pass
+        return found
 
     @abc.abstractmethod
     def query(self, pk: str, sk_prefix: str = "") -> AsyncIterator[tuple[str, dict[str, Any]]]:

@@ -9,10 +9,11 @@ condition expression carries the compare-and-swap.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
 import orjson
@@ -40,6 +41,8 @@ LIVE = "(attribute_not_exists(#e) OR #e > :now)"
 # An unconditional put retries this often when an expired item keeps being
 # replaced under it (see put); beyond that something is badly wrong.
 UNCONDITIONAL_ATTEMPTS = 5
+BATCH_GET_KEYS = 100  # DynamoDB's limit for one BatchGetItem
+BATCH_GET_ATTEMPTS = 8
 
 
 def _num(value: int) -> dict[str, str]:
@@ -120,6 +123,28 @@ class DynamoRegistryDatabase(AwsClient, RegistryDatabase):
         if raw is None or not _live(raw, time.time()):
             raise NotFound(f"no item {pk}/{sk}")
         return _decode(raw)
+
+    async def get_many(self, pk: str, sks: Sequence[str]) -> dict[str, dict[str, Any]]:
+        found: dict[str, dict[str, Any]] = {}
+        keys = [self._key(pk, sk) for sk in dict.fromkeys(sks)]
+        for start in range(0, len(keys), BATCH_GET_KEYS):
+            pending = keys[start:start + BATCH_GET_KEYS]
+            for attempt in range(BATCH_GET_ATTEMPTS):
+                with translate(f"dynamodb BatchGetItem {pk}"):
+                    response = await self.client.batch_get_item(
+                        RequestItems={self.table: {"Keys": pending, "ConsistentRead": True}}
+                    )
+                now = time.time()
+                for raw in response.get("Responses", {}).get(self.table, ()):
+                    if _live(raw, now):
+                        found[raw["sk"]["S"]] = _decode(raw)
+                pending = response.get("UnprocessedKeys", {}).get(self.table, {}).get("Keys", [])
+                if not pending:
+                    break
+                await asyncio.sleep(min(0.05 * 2**attempt, 1.0))  # throttled: back off, ask for the rest
+            else:
+                raise StorageError(f"dynamodb BatchGetItem {pk}: {len(pending)} keys left unprocessed")
+        return found
 
     async def put(
         self,

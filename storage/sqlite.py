@@ -11,7 +11,7 @@ import asyncio
 import os
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable, TypeVar
@@ -37,6 +37,7 @@ SCHEMA = (
 # most once per SWEEP_EVERY seconds, so the file cannot grow with items
 # (login sessions, throttling state) that nobody reads any more.
 SWEEP_EVERY = 60.0
+MANY_AT_ONCE = 500  # keys of one `get_many` statement (SQLite allows 32,766 variables)
 
 
 def _use_wal(conn: sqlite3.Connection, patience: float = 30.0) -> None:
@@ -140,6 +141,21 @@ class SqliteRegistryDatabase(RegistryDatabase):
         return self.conn.execute(
             "SELECT ver, data, expires FROM items WHERE pk = ? AND sk = ?", (pk, sk)
         ).fetchone()
+
+    async def get_many(self, pk: str, sks: Sequence[str]) -> dict[str, dict[str, Any]]:
+        rows = await self._run(self._get_rows, pk, list(dict.fromkeys(sks)))
+        now = time.time()
+        return {sk: _decode(data, ver) for sk, ver, data, expires in rows if _live(expires, now)}
+
+    def _get_rows(self, pk: str, sks: list[str]) -> list[tuple[str, int, bytes, int | None]]:
+        rows: list[tuple[str, int, bytes, int | None]] = []
+        for start in range(0, len(sks), MANY_AT_ONCE):
+            chunk = sks[start:start + MANY_AT_ONCE]
+            marks = ", ".join("?" * len(chunk))
+            rows += self.conn.execute(
+                f"SELECT sk, ver, data, expires FROM items WHERE pk = ? AND sk IN ({marks})", (pk, *chunk)
+            ).fetchall()
+        return rows
 
     async def put(
         self,

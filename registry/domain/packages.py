@@ -25,6 +25,7 @@ from registry.domain.caches import CacheConfig, TarballCache, put_bounded, weigh
 from registry.domain.change_queue import ChangeQueue
 from registry.domain.leases import Lease
 from registry.domain.mirror_policy import UNCHANGED, MirrorPolicy, View, shown_doc
+from registry.domain.package_list import PackageList
 from registry.domain.packument import tarball_file_of
 from registry.domain.packument_views import abbreviate, rewrite_tarball_urls
 from registry.domain.signing import SigningKey
@@ -89,11 +90,14 @@ class Packages:
 
     def __init__(
         self, store: PackageStore, db: RegistryDatabase, cache: CacheConfig | None = None,
-        policy: MirrorPolicy | None = None,
+        policy: MirrorPolicy | None = None, classify: Callable[[str], int] | None = None,
     ) -> None:
         cache = cache or CacheConfig()
         self.store = store
         self.db = db
+        # The package list and its index (search, the front page); `classify` gives a
+        # name's `packages:` rule (rules.rule_index), which decides who sees it.
+        self.listing = PackageList(db, classify)
         self.policy = policy or MirrorPolicy()
         # The registry's signing key (signing.py), set once storage is open; None: versions
         # published here carry no registry signature.
@@ -298,15 +302,8 @@ class Packages:
 
     async def record_package(self, doc: dict[str, Any]) -> None:
         """Keep the package list entry (search reads it) in step with the packument."""
-        name = doc["name"]
-        if is_tombstone(doc):
-            try:
-                await self.db.delete("PACKAGE", name)
-            except NotFound:
-                pass
-            return
-        entry = summary_of(doc)  # typed and bounded: every search reads it
-        await self.db.put("PACKAGE", name, entry)
+        # Typed and bounded (summary_of): every search may read it.
+        await self.listing.record(doc["name"], None if is_tombstone(doc) else summary_of(doc))
 
     def publishing(self, name: str, version: str) -> Lease:
         """`async with`: only one request at a time may publish a given version (any instance)."""

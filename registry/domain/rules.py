@@ -166,6 +166,15 @@ def _match_index(rules: tuple[PackageRule, ...], name: str) -> int:
     return -1
 
 
+def rule_index(rules: tuple[PackageRule, ...], name: str) -> int:
+    """The position of the first rule matching `name` (-1: none), uncached: for the package
+    list's index, which asks once per package and would only flush `rule_for`'s cache."""
+    for index, rule in enumerate(rules):
+        if rule.matches(name):
+            return index
+    return -1
+
+
 def rule_for(rules: tuple[PackageRule, ...], name: str) -> PackageRule | None:
     """The first rule whose pattern matches `name`; None when none does."""
     index = _match_index(rules, name)

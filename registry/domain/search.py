@@ -1,8 +1,9 @@
 """Search over the package list: words against name, description and keywords, in npm's shape.
 
-Used by `GET /-/v1/search` and the web UI's search and front pages; which
-packages a visitor may see at all is the access decision's, decided before
-this ranks. What version a result names is the mirror policy's
+Used by `GET /-/v1/search` and the web UI's search and front pages. The
+matching and ranking over the whole list is the package index's
+(package_index.py, the same ranking as `score`); which packages a visitor may
+see at all is the access decision's, applied as the ranked matches are walked. What version a result names is the mirror policy's
 (`shown_entries`, `shown_upstream`): the one `GET /{name}` shows as latest.
 """
 
@@ -10,9 +11,11 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
+from registry.domain.package_ranking import Ranking
 from registry.domain.packages import Packages
 from registry.domain.policy_rules import Policy
 from registry.domain.summaries import summary_of
@@ -20,18 +23,16 @@ from uplinks.documents import Current
 
 # Package documents read at once to judge search results (each a cached read).
 READS_AT_ONCE = 16
+MAX_WORDS = 8
 
 
 def parse_query(text: str) -> tuple[list[str], str | None]:
-    """(words, scope) of a search text; qualifiers (`author:`, `scope:`) are not words."""
+    """(words, scope) of a search text; qualifiers (`author:`, `scope:`) are not words, and
+    words past MAX_WORDS are left out (each costs a scan of the whole package list)."""
     lowered = text.strip().lower().split()
-    words = [w for w in lowered if ":" not in w]
+    words = [w for w in lowered if ":" not in w][:MAX_WORDS]
     scope = next((w.split(":", 1)[1] for w in lowered if w.startswith("scope:")), None)
     return words, scope
-
-
-def in_scope(name: str, scope: str | None) -> bool:
-    return scope is None or name.startswith(f"@{scope.lstrip('@')}/")
 
 
 def score(entry: dict[str, Any], words: list[str]) -> float:
@@ -85,12 +86,6 @@ def result(entry: dict[str, Any], value: float) -> dict[str, Any]:
     }
 
 
-def results(hits: list[tuple[float, dict[str, Any]]]) -> list[dict[str, Any]]:
-    """Ranked hits as search results, scores normalized to the best one."""
-    top = max((h[0] for h in hits), default=1.0)
-    return [result(entry, round(value / top, 4)) for value, entry in hits]
-
-
 def search_time() -> str:
     """The `time` of a search answer, in the JavaScript Date form npm's registry sends."""
     return datetime.now(timezone.utc).strftime("%a %b %d %Y %H:%M:%S GMT+0000 (UTC)")
@@ -135,23 +130,45 @@ async def shown_entries(packages: Packages, entries: list[dict[str, Any]]) -> li
     return [entry for entry in shown if entry is not None]
 
 
-async def judged(
-    packages: Packages, hits: list[tuple[float, dict[str, Any]]], words: list[str], wanted: int
-) -> list[tuple[float, dict[str, Any]]]:
-    """The ranked hits as the mirror policy shows them, judged only as far as the page reaches.
+@dataclass(frozen=True)
+class LocalPage:
+    """Part of the visible ranked local matches, with their entries."""
 
-    Judging costs a (cached) read per package, so the hits are judged in
-    page-sized slices until `wanted` are shown; those are ranked again (a
-    hidden latest's description no longer counts), the unjudged rest follows
-    as it was: it lies beyond this page and only counts towards `total`.
+    hits: list[tuple[float, dict[str, Any]]]  # [offset:wanted] of them
+    best: float  # the best score of them all: results are normalized to it
+    total: int  # how many there are (as the policy shows them)
+    walked: list[str]  # the names the walk passed, every one when `total` < `wanted`
+
+
+async def local_page(packages: Packages, ranking: Ranking, words: list[str], offset: int, wanted: int) -> LocalPage:
+    """Matches [offset:wanted] of `ranking`; entries are read for the page only.
+
+    With a mirror policy judging costs a (cached) read per package, so the
+    matches are judged in page-sized slices until `wanted` are shown; those
+    are ranked again (a hidden latest's description no longer counts), the
+    unjudged rest lies beyond this page and only counts towards `total`.
     """
+    if not packages.policy.active:
+        top = ranking.take(wanted)
+        entries = {e["name"]: e for e in await packages.listing.entries([name for _, name in top[offset:]])}
+        hits = [(value, entries[name]) for value, name in top[offset:] if name in entries]
+        return LocalPage(hits, top[0][0] if top else 1.0, ranking.total, [name for _, name in top])
     shown: list[dict[str, Any]] = []
-    start = 0
-    while len(shown) < wanted and start < len(hits):
-        chunk = hits[start:start + wanted]
-        start += len(chunk)
-        shown += await shown_entries(packages, [entry for _, entry in chunk])
-    return ranked(shown, words) + hits[start:]
+    walked: list[str] = []
+    while len(shown) < wanted:
+        chunk = [name for _, name in ranking.take(wanted)]
+        if not chunk:
+            break
+        walked += chunk
+        shown += await shown_entries(packages, await packages.listing.entries(chunk))
+    hits = ranked(shown, words)
+    total = len(hits) + ranking.total - ranking.taken
+    return LocalPage(hits[offset:wanted], hits[0][0] if hits else 1.0, total, walked)
+
+
+def page_results(page: LocalPage) -> list[dict[str, Any]]:
+    """A local page's hits as search results, scores normalized to the best match."""
+    return [result(entry, round(value / page.best, 4)) for value, entry in page.hits]
 
 
 async def shown_upstream(packages: Packages, objects: list[dict[str, Any]]) -> list[dict[str, Any]]:

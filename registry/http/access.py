@@ -9,6 +9,7 @@ the visitor may not read is simply left out.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from aiohttp import web
@@ -101,3 +102,37 @@ def may_see(request: web.Request, name: str) -> PackageRule | None:
     if rule is None or not may_read(rule, identity_of(request), name, orgs_of(request)):
         return None
     return rule
+
+
+class Sight:
+    """`may_see` for the many names of one list (search, the front page): decided once per
+    `packages:` rule where the name itself cannot change the answer (registry.domain.package_index).
+
+    For a name outside every org's scope, `decide` reads only its rule, who is asking and,
+    for a token with grants, the name: so a rule's answer holds for all its names unless the
+    caller's token has grants and the rule does not let everyone read.
+    """
+
+    def __init__(self, request: web.Request) -> None:
+        self.request = request
+        self.rules = request.app[CONFIG].packages
+        self.identity = identity_of(request)
+        self.orgs = orgs_of(request)
+
+    def rule(self, index: int) -> bool | None:
+        if index == -1:
+            return False  # no rule: nothing is allowed
+        if not 0 <= index < len(self.rules):
+            return None
+        access = self.rules[index].access
+        if not is_allowed(self.identity, access):
+            return False
+        if self.identity is None or self.identity.grants is None or is_allowed(None, access):
+            return True
+        return None
+
+    def org_scopes(self) -> Iterable[str]:
+        return self.orgs.orgs.keys()
+
+    def name(self, name: str) -> bool:
+        return may_see(self.request, name) is not None

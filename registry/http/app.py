@@ -8,6 +8,7 @@ import logging
 import random
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
+from functools import partial
 from typing import Any
 
 from aiohttp import web
@@ -17,7 +18,7 @@ from registry.config import Config
 from registry.domain.errors import RegistryError
 from registry.domain.mirror_policy import MirrorPolicy
 from registry.domain.packages import Packages
-from registry.domain.rules import storage_folder
+from registry.domain.rules import rule_index, storage_folder
 from registry.domain.secret import ensure_secret
 from registry.http import (
     api_docs,
@@ -195,7 +196,8 @@ def create_app(config: Config) -> web.Application:
     app[STORE] = store
     app[DATABASE] = database
     app[PACKAGES] = Packages(
-        store, database, config.cache, MirrorPolicy(config.policy, events=MetricsPolicyEvents())
+        store, database, config.cache, MirrorPolicy(config.policy, events=MetricsPolicyEvents()),
+        classify=partial(rule_index, config.packages),
     )
     access.setup(app, database)  # last-access stamps for `tarhold gc`
     sign_in.setup(app)  # one login throttle for every channel that checks a password
@@ -203,6 +205,7 @@ def create_app(config: Config) -> web.Application:
     app[MIRROR] = build_mirror(app[PACKAGES], config.uplinks, config.packages)
     app.cleanup_ctx.append(storage_ctx)
     app.cleanup_ctx.append(policy_ctx)
+    app.cleanup_ctx.append(listing_ctx)  # the package list's index: search, the front page
     org_directory.setup(app)  # the organizations every access decision reads, kept current
     routes_keys.setup(app)  # GET /-/npm/v1/keys; the signing key once storage is open
     routes_attestations.setup(app)  # GET /-/npm/v1/attestations/{name}@{version}
@@ -244,6 +247,18 @@ async def policy_ctx(app: web.Application) -> AsyncIterator[None]:
     policy, database = app[PACKAGES].policy, app[DATABASE]
     await policy.reload(database)
     watcher = asyncio.ensure_future(policy.watch(database))
+    try:
+        yield
+    finally:
+        watcher.cancel()
+        await asyncio.gather(watcher, return_exceptions=True)
+
+
+async def listing_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The package list's index, built before the first request and kept current."""
+    listing = app[PACKAGES].listing
+    await listing.load()
+    watcher = asyncio.ensure_future(listing.watch())
     try:
         yield
     finally:

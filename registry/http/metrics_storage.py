@@ -27,7 +27,7 @@ STORE_OPERATIONS = (
     "tarball_location", "delete_tarball", "list_files", "list_stored_files", "delete_partial",
     "delete_package", "check_health", "read_root_file",
 )
-DATABASE_OPERATIONS = ("get", "put", "delete", "query", "check_health")
+DATABASE_OPERATIONS = ("get", "get_many", "put", "delete", "query", "check_health")
 BACKEND_NAMES = {
     "FsPackageStore": "fs", "S3PackageStore": "s3",
     "SqliteRegistryDatabase": "sqlite", "DynamoRegistryDatabase": "dynamodb",

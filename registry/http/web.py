@@ -37,6 +37,7 @@ sign-out forms refuse a cross-site Origin.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import time
 from typing import Any
@@ -50,8 +51,7 @@ from registry.domain.mirror_policy import shown_doc
 from registry.domain.packages import is_mirrored
 from registry.domain.packument_views import manifest_for
 from registry.domain.policy import Verdict, refusal
-from registry.domain.search import judged, parse_query, ranked, shown_entries
-from registry.domain.summaries import clean_entry
+from registry.domain.search import local_page, parse_query, shown_entries
 from registry.domain.two_factor import state_of
 from registry.domain.users import (
     create_token,
@@ -61,7 +61,7 @@ from registry.domain.users import (
     token_hash,
     valid_user_name,
 )
-from registry.http.access import may_see
+from registry.http.access import Sight, may_see
 from registry.http.appkeys import CONFIG, DATABASE, MIRROR, PACKAGES
 from registry.http.auth import SESSION_COOKIE, caches, identity_of
 from registry.http.bodies import read_form
@@ -132,15 +132,6 @@ def html_page(request: web.Request, title: str, body: str, *, status: int = 200,
     return web.Response(text=text, status=status, content_type="text/html", headers=PAGE_HEADERS)
 
 
-async def readable_entries(request: web.Request) -> list[dict[str, Any]]:
-    """The package list entries (local and cached packages) the visitor may read."""
-    entries = []
-    async for name, entry in request.app[DATABASE].query("PACKAGE"):
-        if may_see(request, name) is not None:
-            entries.append(clean_entry(entry, name))
-    return entries
-
-
 def safe_next(value: str, prefix: str) -> str:
     """Where to go after signing in: a path on this site, never another site."""
     home = f"{prefix}/"
@@ -179,14 +170,15 @@ def see_other(location: str) -> web.Response:
 
 async def home(request: web.Request) -> web.Response:
     """The front page: the search box (in the frame) and recently published local packages."""
-    entries = [e for e in await readable_entries(request) if e.get("local")]
-    entries.sort(key=lambda e: str(e.get("modified") or e.get("date") or ""), reverse=True)
+    listing = request.app[PACKAGES].listing
+    names = listing.recent(Sight(request))  # most recently modified first, from the index
     recent: list[dict[str, Any]] = []
     # As the policy shows them (a package it hides entirely is left out), judged a page at a time.
-    for start in range(0, len(entries), RECENT):
-        recent += await shown_entries(request.app[PACKAGES], entries[start:start + RECENT])
-        if len(recent) >= RECENT:
+    while len(recent) < RECENT:
+        chunk = list(itertools.islice(names, RECENT))
+        if not chunk:
             break
+        recent += await shown_entries(request.app[PACKAGES], await listing.entries(chunk))
     body = home_body(recent[:RECENT], prefix_of(request)) + await my_orgs(request)
     return html_page(request, "", body)
 
@@ -205,11 +197,14 @@ async def search_page(request: web.Request) -> web.Response:
     as `/-/v1/search` ranks them."""
     query = request.query.get("q", "").strip()[:MAX_QUERY]
     words, _ = parse_query(query)
-    hits = ranked(await readable_entries(request), words) if words else []
-    if hits and request.app[PACKAGES].policy.active:
-        hits = await judged(request.app[PACKAGES], hits, words, MAX_RESULTS)
-    entries = [entry for _, entry in hits[:MAX_RESULTS]]
-    body = search_body(query, entries, len(hits), prefix_of(request))
+    entries: list[dict[str, Any]] = []
+    total = 0
+    if words:
+        packages = request.app[PACKAGES]
+        ranking = packages.listing.search(words, None, Sight(request))
+        page = await local_page(packages, ranking, words, 0, MAX_RESULTS)
+        entries, total = [entry for _, entry in page.hits], page.total
+    body = search_body(query, entries, total, prefix_of(request))
     return html_page(request, f"Search: {query}" if query else "Search", body, query=query)
 
 

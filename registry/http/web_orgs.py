@@ -37,7 +37,7 @@ async def readable_packages(request: web.Request, org: Org) -> list[str]:
     """The packages of the org's scope published here that the visitor may read, by name (those
     from before the org existed too; none the org still records after they were unpublished)."""
     names = [
-        name async for name, entry in request.app[DATABASE].query("PACKAGE")
+        name async for name, entry in request.app[DATABASE].query("PACKAGE", f"@{org.name}/")
         if entry.get("local") and scope_of(name) == org.name
     ]
     return [name for name in sorted(names) if may_see(request, name) is not None]

@@ -120,6 +120,17 @@ async def test_two_writers_with_the_same_ver_exactly_one_wins(
         assert await second.get(PK, SK) == {"by": expected, "round": round_, "ver": ver + 1}
 
 
+async def test_racing_unconditional_writes_each_get_their_own_ver(
+    registry_database_factory: RegistryDatabaseFactory,
+) -> None:
+    # The package list's change log numbers changes by this: a counter item's `ver`.
+    first, second = await registry_database_factory(), await registry_database_factory()
+    vers = await asyncio.gather(*(
+        (first if n % 2 else second).put("CONFIG", "COUNTER", {"n": n}) for n in range(40)
+    ))
+    assert sorted(vers) == list(range(1, 41))
+
+
 async def test_racing_instances_agree_on_one_secret(
     registry_database_factory: RegistryDatabaseFactory,
 ) -> None:
@@ -196,6 +207,24 @@ async def test_item_that_expires_later_is_served(registry_database: RegistryData
 
 
 # -- query --------------------------------------------------------------------
+
+
+async def test_get_many_returns_the_live_items_it_finds_by_sk(registry_database: RegistryDatabase) -> None:
+    await registry_database.put("PACKAGE", "a", {"n": 1})
+    await registry_database.put("PACKAGE", "b", {"n": 2})
+    await registry_database.put("PACKAGE", "b", {"n": 3})
+    await registry_database.put("PACKAGE", "old", {"n": 4}, expires=int(time.time()) - 10)
+    await registry_database.put("OTHER", "c", {"n": 5})
+    found = await registry_database.get_many("PACKAGE", ["b", "missing", "a", "old", "c", "a"])
+    assert found == {"a": {"n": 1, "ver": 1}, "b": {"n": 3, "ver": 2}}
+    assert await registry_database.get_many("PACKAGE", []) == {}
+
+
+async def test_get_many_reads_more_keys_than_one_batch_holds(registry_database: RegistryDatabase) -> None:
+    names = [f"p{n:04d}" for n in range(620)]  # past DynamoDB's 100 and SQLite's 500 a statement
+    await asyncio.gather(*(registry_database.put("PACKAGE", name, {"name": name}) for name in names[::2]))
+    found = await registry_database.get_many("PACKAGE", names)
+    assert sorted(found) == names[::2] and all(found[name]["name"] == name for name in found)
 
 
 async def test_query_returns_items_under_the_prefix_in_sk_order(

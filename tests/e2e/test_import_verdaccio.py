@@ -16,6 +16,7 @@ import hashlib
 import json
 import shutil
 import subprocess
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +27,7 @@ import orjson
 import pytest
 import yaml
 
+from registry.domain.package_list import POLL_SECONDS
 from registry.domain.packages import MIRROR_MARK, is_mirrored
 from registry.ops import cli
 from registry.ops.import_docs import (
@@ -312,8 +314,15 @@ def test_verdaccio_s3_bucket_is_served_in_place_and_imported_without_copying(
         assert server.packument(SCOPED)["versions"]["2.0.0"]["dist"]["shasum"] == (
             hashlib.sha1(uploaded[tarball_key]).hexdigest()
         )
-        status, found = http_json("GET", f"{server.url}-/v1/search?text=scoped")
-        assert status == 200 and SCOPED in [o["package"]["name"] for o in found["objects"]]
+        # The running server learns of the import from the package list's change log (2 s polls).
+        deadline = time.monotonic() + POLL_SECONDS + 5
+        while True:
+            status, found = http_json("GET", f"{server.url}-/v1/search?text=scoped")
+            assert status == 200
+            if SCOPED in [o["package"]["name"] for o in found["objects"]] or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        assert SCOPED in [o["package"]["name"] for o in found["objects"]]
     finally:
         server.stop()
 

@@ -60,11 +60,16 @@ async def test_search_and_the_web_ui_read_any_stored_entry(make_client: MakeClie
     await database.put("PACKAGE", "broken-a", {"description": -1, "keywords": [{}], "version": 3})
     await database.put("PACKAGE", "broken-b", {"maintainers": "x", "links": [], "publisher": 1, "local": True})
     await database.put("PACKAGE", "broken-c", {"local": True, "modified": {"a": 1}, "date": 5})
+    # An instance started now reads them into its index with the rest of the list.
+    client = await make_client()
     for path in ["/-/v1/search?text=findable", "/-/v1/search?text=broken", "/-/web/search?q=broken", "/"]:
         response = await client.get(path)
         assert response.status == 200, (path, await response.text())
     found = await (await client.get("/-/v1/search?text=findable")).json()
     assert [o["package"]["name"] for o in found["objects"]] == ["findable"]
+    broken = await (await client.get("/-/v1/search?text=broken")).json()
+    assert [o["package"]["name"] for o in broken["objects"]] == ["broken-a", "broken-b", "broken-c"]
+    assert "broken-b" in await (await client.get("/")).text()
 
 
 async def test_package_list_entries_are_small_whatever_the_packument_holds(make_client: MakeClient) -> None:
