@@ -1,4 +1,4 @@
-"""How the suite splits over pytest-xdist workers (`make test`: `-n 2 --dist loadfile`).
+"""How the suite splits over pytest-xdist workers (`make test`: `-n 3 --dist loadfile`).
 
 Each worker is its own pytest session with its own session-scoped servers,
 so the split decides which servers start where. `ServerGroupScheduling`
