@@ -44,6 +44,7 @@ from registry.http import usage as access
 from registry.http import web as web_ui
 from registry.http.appkeys import CONFIG, DATABASE, MIRROR, PACKAGES, SECRET, STORE
 from registry.http.auth import log_path
+from registry.http.background import running
 from registry.http.logs import REQUEST_ID
 from registry.http.metrics_middleware import metrics_middleware
 from registry.http.metrics_policy import MetricsPolicyEvents
@@ -246,24 +247,16 @@ async def policy_ctx(app: web.Application) -> AsyncIterator[None]:
     """The run-time policy rules, loaded before the first request and kept up to date."""
     policy, database = app[PACKAGES].policy, app[DATABASE]
     await policy.reload(database)
-    watcher = asyncio.ensure_future(policy.watch(database))
-    try:
+    async with running(policy.watch(database)):
         yield
-    finally:
-        watcher.cancel()
-        await asyncio.gather(watcher, return_exceptions=True)
 
 
 async def listing_ctx(app: web.Application) -> AsyncIterator[None]:
     """The package list's index, built before the first request and kept current."""
     listing = app[PACKAGES].listing
     await listing.load()
-    watcher = asyncio.ensure_future(listing.watch())
-    try:
+    async with running(listing.watch()):
         yield
-    finally:
-        watcher.cancel()
-        await asyncio.gather(watcher, return_exceptions=True)
 
 
 async def storage_ctx(app: web.Application) -> AsyncIterator[None]:

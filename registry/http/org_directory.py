@@ -10,7 +10,6 @@ here reloads at once (`reload`).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -20,6 +19,7 @@ from aiohttp import web
 from registry.domain.org_store import ORG_POLL, load_directory, stamp
 from registry.domain.orgs import OrgDirectory
 from registry.http.appkeys import CONFIG, DATABASE
+from registry.http.background import running
 from storage.base import StorageError
 
 LOG = logging.getLogger(__name__)
@@ -59,13 +59,8 @@ async def orgs_ctx(app: web.Application) -> AsyncIterator[None]:
             except Exception:  # never let the watch end: this instance would stop seeing changes
                 LOG.exception("could not reload the organizations")
 
-    task = asyncio.ensure_future(watch())
-    try:
+    async with running(watch()):
         yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
 
 
 def setup(app: web.Application) -> None:

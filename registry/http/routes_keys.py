@@ -13,7 +13,6 @@ well before the old key's `expires` (signing.ROTATION_GRACE).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -24,6 +23,7 @@ from aiohttp import web
 
 from registry.domain.signing import REFRESH, current_key, current_keyid, public_keys
 from registry.http.appkeys import DATABASE, MIRROR, PACKAGES, SECRET
+from registry.http.background import running
 from storage.base import StorageError
 from uplinks.base import UplinkError
 
@@ -104,13 +104,8 @@ async def signing_ctx(app: web.Application) -> AsyncIterator[None]:
                 continue
             LOG.info("signing with key %s from now on", packages.signer.keyid)
 
-    task = asyncio.ensure_future(refresh())
-    try:
+    async with running(refresh()):
         yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
 
 
 def setup(app: web.Application) -> None:
