@@ -9,11 +9,11 @@ trusted_publishing:
       issuer: https://token.actions.githubusercontent.com
     - name: gitlab-corp   # what `type` a trust configuration names (default: the preset)
       type: gitlab
-      issuer: https://gitlab.corp.example
+      issuer: GITLAB_URL  # a variable name: the URL comes from the environment
     - name: k8s
       type: generic       # trust configurations name the claims they require
-      issuer: https://kubernetes.default.svc.cluster.local
-      jwks_uri: https://k8s-oidc.corp.example/openid/v1/jwks  # when discovery is not reachable
+      issuer: K8S_OIDC_ISSUER
+      jwks_uri: K8S_OIDC_JWKS_URI  # when discovery is not reachable
       audience: npm:registry.corp.example   # default: npm:<this registry's host name>
       claims_map: {sub: sub}                 # trust claim name -> the token's claim name
 ```

@@ -39,7 +39,7 @@ from tests.support.fake_oidc import FakeIssuer, github_claims, kubernetes_claims
 pytestmark = pytest.mark.npm
 
 AUDIENCE = "npm:127.0.0.1"
-K8S_ISSUER = "https://kubernetes.default.svc.cluster.local"
+K8S_ISSUER = "http://127.0.0.1:9/k8s"  # only ever the tokens' iss: nothing is fetched from it
 
 
 @pytest.fixture

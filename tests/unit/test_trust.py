@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from registry.config import load_config
 from registry.domain.errors import BadRequest
 from registry.domain.trust_config import parse_trusted_publishing
 from registry.domain.trust_configs import matches, parse_config
@@ -92,3 +93,11 @@ def test_gitlab_circleci_and_generic_configurations() -> None:
 def test_malformed_configurations_are_refused(raw: dict[str, Any]) -> None:
     with pytest.raises(BadRequest):
         parse_config(raw, SETTINGS, user="alice")
+
+
+def test_an_issuer_url_may_come_from_the_environment_as_the_examples_write_it() -> None:
+    raw = {"trusted_publishing": {"issuers": [{"name": "gitlab-corp", "type": "gitlab", "issuer": "GITLAB_URL"}]}}
+    config = load_config(overrides=raw, environ={"GITLAB_URL": "http://127.0.0.1:9/gitlab"})
+    assert config.trusted_publishing.issuers[0].issuer == "http://127.0.0.1:9/gitlab"
+    with pytest.raises(ConfigError, match="issuer"):  # the variable is not set: the name is not a URL
+        load_config(overrides=raw, environ={})
