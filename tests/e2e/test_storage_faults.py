@@ -56,6 +56,10 @@ BUCKET = "tarhold-e2e"
 # fault rate most calls succeed on a retry and a few run out of attempts.
 TUNING = {"maxAttempts": 3, "connectTimeout": "1s", "readTimeout": "1s"}
 STALL_TUNING = {"maxAttempts": 2, "connectTimeout": "1s", "readTimeout": "1s"}
+# The read test's own server: a retry quota no other test has drawn on (botocore's
+# standard mode stops retrying once a client's quota is spent), five attempts,
+# and timeouts a loaded two-core machine does not hit by accident.
+READ_TUNING = {"maxAttempts": 5, "connectTimeout": "5s", "readTimeout": "5s"}
 # Every read goes to storage: nothing answered from the in-process caches.
 NO_CACHE = {"cache": {"packument_ttl": 0, "tarball_memory": 0}}
 MIXED = frozenset({INTERNAL, SLOWDOWN, THROTTLE, PROVISIONED, RESET})
@@ -265,8 +269,16 @@ def test_a_write_whose_answer_was_lost_is_not_refused_as_a_conflict_with_itself(
 
 
 def test_reads_ride_out_transient_faults_on_retries(
-    registry: TarholdServer, token: str, proxy: FaultProxy
+    proxy: FaultProxy, moto_server: AwsEndpoint, tmp_path: Path
 ) -> None:
+    registry = start_behind(proxy, moto_server, tmp_path, READ_TUNING, "tarhold-reads")
+    try:
+        reads_ride_out_faults(registry, registry.add_user(unique_name("reader")), proxy)
+    finally:
+        registry.stop()
+
+
+def reads_ride_out_faults(registry: TarholdServer, token: str, proxy: FaultProxy) -> None:
     names = [unique_name("readable") for _ in range(4)]
     for name in names:
         assert publish(registry, token, name, "1.0.0")[0] == 201
@@ -284,9 +296,10 @@ def test_reads_ride_out_transient_faults_on_retries(
     injected = sum(proxy.injected.values()) - sum(start.values())
     assert injected >= 5, proxy.injected
     # Without retries about 60 % would succeed (70 % of packument reads, 49 %
-    # of tarball reads, which read the packument too); with them, about 96 %.
+    # of tarball reads, which read the packument too); with five attempts a
+    # call fails 0.3^5 = 0.24 % of the time, a read under 1 %.
     ok = sum(status == 200 for status, _ in answers)
-    assert ok >= 0.8 * len(reads), [status for status, _ in answers]
+    assert ok >= 0.9 * len(reads), [status for status, _ in answers]
     for (status, data), url in zip(answers, reads):
         assert status in (200, 503), (url, status, data[:200])
         if status == 503:
