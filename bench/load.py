@@ -18,6 +18,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import aiohttp
+
 ROOT = Path(__file__).resolve().parent.parent
 UNITS = {"B": 1, "KB": 1024, "MB": 1024**2, "GB": 1024**3, "TB": 1024**4}
 
@@ -83,8 +85,6 @@ def run_load(url: str, duration: float, connections: int, headers: dict[str, str
 
 
 async def _generate(url: str, duration: float, connections: int, headers: dict[str, str]) -> LoadResult:
-    import aiohttp
-
     counts = {"requests": 0, "bytes": 0, "errors": 0}
     deadline = time.monotonic() + duration
     connector = aiohttp.TCPConnector(limit=connections)

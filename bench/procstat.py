@@ -1,9 +1,10 @@
-"""Server CPU time and memory from /proc, for a process and its descendants."""
+"""Server CPU time and memory (peak and current RSS) from /proc, for a process and its descendants."""
 
 from __future__ import annotations
 
 import os
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -95,6 +96,18 @@ def tree_peak_rss_mb(pid: int) -> tuple[float, float]:
         if text is not None:
             peaks.append(parse_status_kb(text, "VmHWM") / 1024)
     return (max(peaks, default=0.0), sum(peaks))
+
+
+def sum_status_mb(texts: Iterable[str | None], key: str) -> float:
+    """`key` (e.g. VmRSS) summed over /proc/<pid>/status texts, in MB. A process
+    that exited meanwhile (None) or has no such line (a zombie) counts 0.
+    """
+    return sum(parse_status_kb(text, key) for text in texts if text is not None) / 1024
+
+
+def tree_rss_mb(pid: int) -> float:
+    """Current resident memory (VmRSS) of `pid` and its descendants, summed, in MB."""
+    return sum_status_mb((_read(PROC / str(member) / "status") for member in descendants(pid)), "VmRSS")
 
 
 def wait_idle(pid: int, *, interval: float = 0.5, busy: float = 0.1, timeout: float = 120.0) -> float:

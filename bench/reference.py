@@ -2,7 +2,10 @@
 
 - bare aiohttp: `python -m bench.reference --port N --root DIR` holds every
   file under DIR in memory and answers GET /<path> with it (`web.Response`),
-  and with `--files` answers from disk with `web.FileResponse` instead;
+  and with `--files` answers from disk with `web.FileResponse` instead. A
+  file named `*.gz` holds bytes already gzipped (as tarhold sent them): it is
+  answered as they are, with `Content-Encoding: gzip` and the type of the
+  name without `.gz`;
 - nginx: `nginx_config()` for one worker serving DIR on 127.0.0.1.
 """
 
@@ -16,9 +19,19 @@ from aiohttp import web
 CONTENT_TYPES = {".json": "application/json", ".tgz": "application/octet-stream"}
 
 
+def response_headers(path: Path) -> dict[str, str]:
+    """Content-Type by the file's suffix; a `.gz` file is that of the name without it, gzip-encoded."""
+    if path.suffix == ".gz":
+        return {**response_headers(path.with_suffix("")), "Content-Encoding": "gzip"}
+    return {"Content-Type": CONTENT_TYPES.get(path.suffix, "application/octet-stream")}
+
+
 def build_app(root: Path, *, from_files: bool) -> web.Application:
     files = {"/" + str(path.relative_to(root)): path for path in root.rglob("*") if path.is_file()}
     bodies = {} if from_files else {key: path.read_bytes() for key, path in files.items()}
+    # Plain headers, as tarhold sets them (cheaper than aiohttp's content_type setter);
+    # no enable_compression(): the bytes go out as stored.
+    headers = {key: response_headers(path) for key, path in files.items()}
 
     async def handle(request: web.Request) -> web.StreamResponse:
         path = request.path
@@ -26,8 +39,7 @@ def build_app(root: Path, *, from_files: bool) -> web.Application:
             raise web.HTTPNotFound()
         if from_files:
             return web.FileResponse(files[path])
-        content_type = CONTENT_TYPES.get(files[path].suffix, "application/octet-stream")
-        return web.Response(body=bodies[path], content_type=content_type)
+        return web.Response(body=bodies[path], headers=headers[path])
 
     app = web.Application()
     app.router.add_get("/{tail:.*}", handle)

@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 # What `BENCH_ROWS` can name: each a part of the run (see bench/README.md).
-ROW_GROUPS = ("npm", "http", "profile", "publish", "workers", "rss", "s3", "policy", "search")
+ROW_GROUPS = ("npm", "http", "profile", "publish", "workers", "rss", "s3", "redirect", "policy", "search")
 
 
 def selected_rows(text: str | None) -> frozenset[str] | None:

@@ -25,13 +25,17 @@ from pathlib import Path
 from typing import Any
 
 from bench import corpus as C
+from bench.aws_stack import AwsStack
 from bench.cold_rows import ColdRows
 from bench.extra_rows import ExtraRows
 from bench.load import LoadResult, run_load, wrk_available
 from bench.npm import InstallResult, NpmProject, install, npm_binary
-from bench.procstat import tree_cpu, tree_peak_rss_mb, wait_idle
+from bench.procstat import tree_cpu, wait_idle
+from bench.profiles import Profiles
 from bench.publish import publish_many
+from bench.redirect_rows import RedirectRows
 from bench.report import Check, Row, format_table, median, selected_rows
+from bench.rss_rows import RssRows
 from bench.scenarios import (
     RESULTS,
     SCENARIOS,
@@ -39,6 +43,7 @@ from bench.scenarios import (
     Settings,
     env_flag,
     fetch,
+    fetch_as_served,
     log,
 )
 from bench.servers import (
@@ -53,7 +58,7 @@ from bench.servers import (
 )
 
 
-class Bench(ExtraRows, ColdRows):
+class Bench(ExtraRows, ColdRows, Profiles, RssRows, RedirectRows):
     def __init__(self, settings: Settings, workdir: Path, parts: frozenset[str] | None = None) -> None:
         self.settings = settings
         self.workdir = workdir
@@ -62,6 +67,8 @@ class Bench(ExtraRows, ColdRows):
         self.raw: dict[str, Any] = {}
         self.notes: list[str] = []
         self.profile_files: list[str] = []
+        self.npm_projects: dict[str, list[NpmProject]] = {}  # per server, for the warm npm ci profile
+        self.aws_stacks: dict[str, AwsStack] = {}  # S3 + DynamoDB servers, started on first use
         self.medians: dict[str, dict[str, float | None]] = {}
         self.memory_ref: Server | None = None
         self.files_ref: Server | None = None
@@ -119,7 +126,7 @@ class Bench(ExtraRows, ColdRows):
                 self.notes.append("npm ci rows skipped (no npm or BENCH_NPM=0)")
         if self.wants("http") or self.wants("s3"):
             self.guarded("warming", self.warm)
-            self.record_rss("warming (first GET of each scenario, through the upstream)", self.servers)
+            self.record_rss("warming", self.servers)  # the first GET of each scenario, through the upstream
             self.guarded("references", self.start_references)
         if self.wants("http"):
             for scenario in SCENARIOS:
@@ -142,6 +149,11 @@ class Bench(ExtraRows, ColdRows):
                 self.guarded("S3 + DynamoDB", self.s3_rows)
             else:
                 self.notes.append("S3 + DynamoDB rows skipped (BENCH_S3=0)")
+        if self.wants("redirect"):
+            if s.s3:
+                self.guarded("tarball redirect", self.redirect_rows)  # bench/redirect_rows.py
+            else:
+                self.notes.append("tarball redirect rows skipped (BENCH_S3=0)")
         if self.wants("search"):
             self.guarded("search", self.search_rows)  # bench/extra_rows.py
 
@@ -164,7 +176,8 @@ class Bench(ExtraRows, ColdRows):
             for run in range(s.runs):
                 log(f"{server.name}: 4 concurrent npm ci, run {run + 1}/{s.runs}")
                 four.append(self.checked(install(projects, server.pid), f"{server.name} 4× npm ci"))
-            self.record_rss(f"npm ci ({server.name})", [server])
+            self.record_rss("npm ci", [server])
+            self.npm_projects[server.name] = projects
             installs[server.name] = {
                 "cold": cold, "warm": [r.__dict__ for r in warm], "four": [r.__dict__ for r in four],
             }
@@ -211,9 +224,9 @@ class Bench(ExtraRows, ColdRows):
         root.mkdir(parents=True, exist_ok=True)
         os.chmod(self.workdir, 0o755)
         for scenario in SCENARIOS:
-            if scenario.reference_file:
-                headers = {k: v for k, v in scenario.headers.items() if k.lower() != "accept-encoding"}
-                (root / scenario.reference_file).write_bytes(fetch(self.tarhold.url + scenario.path, headers))
+            if scenario.reference_file:  # gzip stays gzip: the bytes tarhold sends, as sent
+                body = fetch_as_served(self.tarhold.url + scenario.path, scenario.headers)
+                (root / scenario.reference_file).write_bytes(body)
         self.sizes = {path.name: path.stat().st_size for path in root.iterdir()}
         self.raw["sizes"] = self.sizes
         log(f"served sizes: {self.sizes}")
@@ -269,7 +282,7 @@ class Bench(ExtraRows, ColdRows):
                 if not result.requests:
                     errors.append(f"{server.name} answered no request within the run")
         self.raw[scenario.key + suffix.replace(" ", "_")] = raw
-        self.record_rss(scenario.key + suffix.replace(" ", "_"), servers or self.servers)
+        self.record_rss(scenario.label + suffix, servers or self.servers)
         tarhold = servers[0].name if servers else "tarhold"
         if first_pass:
             self.medians[scenario.key] = {
@@ -319,24 +332,6 @@ class Bench(ExtraRows, ColdRows):
                              median(one_rps), "1 worker"))
         self.started.remove(two)
         two.stop()
-
-    def record_rss(self, phase: str, servers: list[Server]) -> None:
-        """Peak RSS so far after each phase, to tell which one raised it."""
-        self.raw.setdefault("peak_rss_after", []).append(
-            {"phase": phase, **{server.name: round(tree_peak_rss_mb(server.pid)[1], 1) for server in servers}}
-        )
-
-    def rss_row(self) -> None:
-        peaks = {}
-        for server in self.servers:
-            largest, total = tree_peak_rss_mb(server.pid)
-            peaks[server.name] = {"largest_process_mb": largest, "tree_mb": total}
-        self.raw["peak_rss"] = peaks
-        phases = self.raw.get("peak_rss_after", [])
-        raised = next((entry["phase"] for entry in phases if entry.get("tarhold", 0) >= 200), None)
-        self.rows.append(Row("peak RSS through the run", "MB", peaks.get("tarhold", {}).get("tree_mb"),
-                             peaks.get("verdaccio", {}).get("tree_mb"), checks=[Check("max", 200)],
-                             note=f"tarhold passed 200 MB during: {raised}" if raised else ""))
 
     # -- results -------------------------------------------------------------------
 

@@ -1,26 +1,35 @@
 """The benchmark harness's pure parts: /proc parsing, wrk output, medians,
 targets, the table, the npm ci lockfile, the policy rows' config and check,
+the RSS timeline, profile file names, the gzip reference, the redirect check
 and `BENCH_ROWS`. No servers are started.
 """
 
 from __future__ import annotations
 
+import gzip
+import os
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 import semver
 
 from bench.corpus import FULL, TREE_ROOT, _satisfies, lockfile, rewrite_resolved
-from bench.load import parse_size, parse_wrk
+from bench.load import LoadResult, parse_size, parse_wrk
 from bench.policy_row import (
     BLOCKED,
     check_policy_applied,
     count_versions,
     policy_section,
 )
-from bench.procstat import parse_stat, parse_status_kb
+from bench.procstat import parse_stat, parse_status_kb, sum_status_mb, tree_rss_mb
+from bench.profiles import format_top, profile_paths
+from bench.redirect_rows import bytes_per_answer, redirect_problem
+from bench.reference import response_headers
 from bench.report import Check, Row, format_table, median, selected_rows, top_frames
+from bench.rss_rows import merge_phase, timeline_rows
+from bench.scenarios import SCENARIOS, check_encoding
 from registry.domain.policy import visible
 from registry.domain.policy_rules import parse_policy_section
 from tests.support.fake_upstream_docs import build_version
@@ -56,6 +65,14 @@ def test_status_value_in_kb_and_zero_when_absent():
     text = "Name:\ttarhold\nVmHWM:\t  91234 kB\nVmRSS:\t  80000 kB\n"
     assert parse_status_kb(text, "VmHWM") == 91234
     assert parse_status_kb(text, "VmSwap") == 0
+
+
+def test_current_rss_sums_vmrss_over_the_tree_and_counts_gone_processes_as_zero():
+    worker = "Name:\ttarhold\nVmHWM:\t  91234 kB\nVmRSS:\t  81920 kB\n"
+    zombie = "Name:\ttarhold\nState:\tZ (zombie)\n"
+    assert sum_status_mb([worker, worker, zombie, None], "VmRSS") == 160.0
+    assert sum_status_mb([], "VmRSS") == 0.0
+    assert tree_rss_mb(os.getpid()) > 1  # this test's own process, read from /proc
 
 
 def test_wrk_summary_gives_requests_seconds_bytes_and_errors():
@@ -135,6 +152,97 @@ def test_profile_top_counts_self_samples_of_the_top_frame():
     assert top[1][0] == "dumps (b.py:2)"
 
 
+def test_profile_files_per_workload_are_named_by_key():
+    paths = profile_paths("20261207T170547Z", "small-tarball", Path("/r"))
+    assert {fmt: str(path) for fmt, path in paths.items()} == {
+        "flamegraph": "/r/20261207T170547Z-profile-small-tarball.svg",
+        "raw": "/r/20261207T170547Z-profile-small-tarball.txt",
+        "top": "/r/20261207T170547Z-profile-small-tarball-top.txt",
+    }
+    lines = format_top([("write (a.py:1)", 40, 0.8), ("dumps (b.py:2)", 10, 0.2)]).splitlines()
+    assert lines[0].split() == ["self", "samples", "share", "frame"]
+    assert lines[1].split() == ["40", "80.0%", "write", "(a.py:1)"]
+
+
+# -- the RSS timeline -------------------------------------------------------------
+
+
+def test_a_phase_measured_one_server_at_a_time_stays_one_entry():
+    entries: list[dict[str, Any]] = []
+    merge_phase(entries, "npm ci", {"tarhold": 80.0})
+    merge_phase(entries, "warming", {"tarhold": 82.0, "verdaccio": 150.0})
+    merge_phase(entries, "npm ci", {"verdaccio": 140.0})
+    assert entries == [{"phase": "npm ci", "tarhold": 80.0, "verdaccio": 140.0},
+                       {"phase": "warming", "tarhold": 82.0, "verdaccio": 150.0}]
+
+
+def test_rss_timeline_has_one_row_per_phase_and_notes_the_peaks_that_rose():
+    current = [{"phase": "npm ci", "tarhold": 80.0, "verdaccio": 140.0},
+               {"phase": "full packument (S3+DynamoDB)", "tarhold-s3": 90.0},
+               {"phase": "warming", "tarhold": 78.5, "verdaccio": 150.0},
+               {"phase": "small tarball", "tarhold": 79.0}]
+    peaks = [{"phase": "npm ci", "tarhold": 95.0, "verdaccio": 180.4},
+             {"phase": "full packument (S3+DynamoDB)", "tarhold-s3": 99.0},
+             {"phase": "warming", "tarhold": 120.0, "verdaccio": 180.6},
+             {"phase": "small tarball", "tarhold": 120.0}]
+    rows = timeline_rows(current, peaks)
+    # other instances' phases are in the results file only
+    assert [row.label for row in rows] == ["RSS after npm ci", "RSS after warming", "RSS after small tarball"]
+    assert (rows[0].unit, rows[0].tarhold, rows[0].verdaccio) == ("MB", 80.0, 140.0)
+    assert rows[0].note == "peak rose to (MB): tarhold 95, Verdaccio 180"
+    assert rows[1].note == "peak rose to (MB): tarhold 120"  # Verdaccio's moved by less than 1 MB
+    assert (rows[2].verdaccio, rows[2].note) == (None, "")
+    assert rows[0].verdict() == ""  # the target is on the peak row
+
+
+# -- the references ---------------------------------------------------------------
+
+
+def test_reference_serves_gz_files_as_stored_with_content_encoding():
+    assert response_headers(Path("abbreviated.json.gz")) == {
+        "Content-Type": "application/json", "Content-Encoding": "gzip"}
+    assert response_headers(Path("full.json")) == {"Content-Type": "application/json"}
+    assert response_headers(Path("small.tgz")) == {"Content-Type": "application/octet-stream"}
+
+
+def test_reference_bytes_must_be_encoded_as_the_scenario_asks():
+    gzip_headers = {"Accept": "application/json", "Accept-Encoding": "gzip"}
+    check_encoding(gzip_headers, "gzip", gzip.compress(b"{}"))
+    check_encoding({"Accept": "application/json"}, None, b"{}")
+    with pytest.raises(RuntimeError, match="gzip asked"):
+        check_encoding(gzip_headers, None, b"{}")  # tarhold sent it plain
+    with pytest.raises(RuntimeError, match="gzip asked"):
+        check_encoding(gzip_headers, "gzip", b"{}")  # decoded on the way: not the bytes on the wire
+    with pytest.raises(RuntimeError, match="unasked"):
+        check_encoding({}, "gzip", gzip.compress(b"{}"))
+
+
+def test_packument_rows_aim_at_90_percent_of_the_reference_and_gzip_has_one():
+    by_key = {scenario.key: scenario for scenario in SCENARIOS}
+    for key in ("full", "abbreviated", "abbreviated_gzip"):
+        assert Check("ref_min", 0.9) in by_key[key].checks and by_key[key].reference_kind == "memory"
+    assert by_key["abbreviated_gzip"].reference_file == "abbreviated.json.gz"
+    assert by_key["small_tarball"].checks == [Check("vs_min", 5), Check("ref_min", 0.8)]
+
+
+# -- the redirect rows ------------------------------------------------------------
+
+
+def test_redirect_check_wants_a_307_to_loopback_serving_the_tarball():
+    body = b"tarball bytes"
+    local = "http://127.0.0.1:8333/tarhold-redirect/redirect/x.tgz?X-Amz-Signature=abc"
+    assert redirect_problem(307, local, body, body) is None
+    assert redirect_problem(200, None, body, body) == "answered 200, not 307"
+    assert redirect_problem(307, None, body, body) == "a 307 without a Location"
+    assert "not on 127.0.0.1" in str(redirect_problem(307, "http://bucket.example.test/x.tgz", body, body))
+    assert "not the tarball" in str(redirect_problem(307, local, b"other", body))
+
+
+def test_bytes_per_answer_tells_redirects_from_tarballs():
+    assert bytes_per_answer(LoadResult(requests=1000, seconds=2.0, bytes_per_second=150_000.0, errors=0)) == 300.0
+    assert bytes_per_answer(LoadResult(requests=0, seconds=2.0, bytes_per_second=0.0, errors=0)) == 0.0
+
+
 # -- the policy rows --------------------------------------------------------------
 
 START = datetime(2023, 1, 2, 3, 4, 5, tzinfo=UTC)
@@ -194,6 +302,7 @@ def test_policy_check_fails_loudly_when_the_policy_changed_nothing():
 def test_bench_rows_names_parts_of_the_run():
     assert selected_rows(None) is None and selected_rows(" , ") is None
     assert selected_rows("policy") == {"policy"}
+    assert selected_rows("redirect,profile") == {"redirect", "profile"}
     assert selected_rows("HTTP, policy") == {"http", "policy"}
     with pytest.raises(ValueError, match="polcy"):
         selected_rows("polcy")
