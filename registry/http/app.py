@@ -110,6 +110,12 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
 class AccessLogger(AbstractAccessLogger):
     """One line per request, written after the body went out (so bytes are exact)."""
 
+    @property
+    def enabled(self) -> bool:
+        # Asked once per connection: with access lines off (`log.level` above
+        # info) aiohttp neither times requests for us nor calls `log`.
+        return self.logger.isEnabledFor(logging.INFO)
+
     def log(self, request: web.BaseRequest, response: web.StreamResponse, duration: float) -> None:
         request_id = request.get("request_id", "-")
         token = REQUEST_ID.set(request_id)

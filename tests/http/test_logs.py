@@ -222,3 +222,12 @@ def test_credentials_in_a_url_are_masked_in_warnings(format: str) -> None:
     text = captured.text()
     assert "s3cr3t-pass" not in text and "ci-bot" not in text
     assert "https://***@upstream.test/@types/node/-/node-1.0.0.tgz" in text
+
+
+@pytest.mark.parametrize(("level", "enabled"), [(logging.INFO, True), (logging.WARNING, False)])
+def test_access_lines_are_skipped_whole_when_the_level_hides_them(level: int, enabled: bool) -> None:
+    """aiohttp asks `enabled` per connection: False, and it neither times nor logs requests."""
+    with capture_logs("json"):
+        configure_logging(LogConfig(format="json", level=level), stream=io.StringIO())
+        logger = SERVER_KWARGS["access_log_class"](logging.getLogger("tarhold.access"), "")
+        assert logger.enabled is enabled
