@@ -245,6 +245,18 @@ class PackageStore(abc.ABC):
         """Release clients and connections."""
 
 
+async def packument_token(store: PackageStore, name: str) -> str:
+    """The version token `read_packument` would give, without reading the document where the
+    backend can tell it cheaper (a stat on disk, a HEAD on S3: their `packument_token`
+    method); raises NotFound. What a reader holding a parsed copy asks to learn whether
+    it is still current.
+    """
+    cheaper = getattr(store, "packument_token", None)
+    if cheaper is not None:
+        return str(await cheaper(name))
+    return (await store.read_packument(name)).token
+
+
 class RegistryDatabase(abc.ABC):
     """Registry state as items under (pk, sk) in one table.
 

@@ -208,13 +208,14 @@ class S3PackageStore(AwsClient, PackageStore):
         data, etag = await self._read_object(key, f"no packument for {name}")
         return StoredPackument(data, etag)
 
+    async def packument_token(self, name: str) -> str:
+        key = self.file_key(name, PACKUMENT_FILE)
+        with translate(f"reading s3 object {key}"), missing_is_not_found(f"no packument for {name}"):
+            response = await self.client.head_object(Bucket=self.bucket, Key=key)
+        return str(response["ETag"])
+
     async def write_packument(
-        self,
-        name: str,
-        data: bytes,
-        *,
-        if_match: str | None = None,
-        if_absent: bool = False,
+        self, name: str, data: bytes, *, if_match: str | None = None, if_absent: bool = False,
     ) -> str:
         if (if_match is None) == (not if_absent):
             raise ValueError("write_packument needs exactly one of if_match, if_absent")
@@ -223,11 +224,7 @@ class S3PackageStore(AwsClient, PackageStore):
         with translate(f"writing s3 object {key}"):
             try:
                 response = await self.client.put_object(
-                    Bucket=self.bucket,
-                    Key=key,
-                    Body=data,
-                    ContentType="application/json",
-                    **condition,
+                    Bucket=self.bucket, Key=key, Body=data, ContentType="application/json", **condition,
                 )
             except Exception as exc:
                 code = client_error_code(exc)

@@ -19,13 +19,19 @@ class PackageNotFound(Exception):
     """The uplink answered that it has no such package (or tarball)."""
 
 
-@dataclass(frozen=True)
+@dataclass
 class FetchedPackument:
     """An uplink's answer to a (conditional) packument request."""
 
     data: bytes | None  # None: 304, the validator we sent still holds
     etag: str | None = None
     last_modified: str | None = None
+
+    def take(self) -> bytes | None:
+        """The body, handed over: this answer forgets it, so a multi-MB document
+        is held by nobody but its parser (which drops it for the text it parses)."""
+        data, self.data = self.data, None
+        return data
 
 
 class UpstreamTarball(Protocol):

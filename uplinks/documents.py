@@ -15,7 +15,7 @@ from typing import Any, Protocol
 import orjson
 
 from storage.base import PackageStore
-from storage.heap import TRIM_AFTER_BYTES, trimmed
+from storage.heap import TRIM_AFTER_BYTES, loads_handed, trimmed
 
 from .base import UplinkError
 
@@ -74,21 +74,32 @@ LARGE_DOCUMENT = 256 * 1024
 
 
 async def loads_document(data: bytes) -> Any:
-    """Parse an uplink's packument, off the event loop when it is large; UplinkError when not JSON."""
+    """Parse an uplink's packument, off the event loop when it is large; UplinkError when not JSON.
+
+    Hand the bytes over (keep no reference): a multi-MB document is decoded to
+    text and its bytes dropped before the parse, and the text is gone with it,
+    so neither is held with the parsed document.
+    """
     try:
         if len(data) >= TRIM_AFTER_BYTES:
-            return await asyncio.to_thread(trimmed, orjson.loads, data)
+            box = [data.decode()]
+            del data
+            return await asyncio.to_thread(loads_handed, box)
         if len(data) > LARGE_DOCUMENT:
             return await asyncio.to_thread(orjson.loads, data)
         return orjson.loads(data)
-    except orjson.JSONDecodeError as exc:
+    except ValueError as exc:  # orjson.JSONDecodeError, and UnicodeDecodeError, are ValueErrors
         raise UplinkError(f"not JSON: {exc}") from None
 
 
 async def dumps_document(doc: dict[str, Any]) -> bytes:
-    """Serialize a packument to store, off the event loop when it has many versions."""
-    if len(doc.get("versions", {})) > 2000:
-        return await asyncio.to_thread(trimmed, orjson.dumps, doc)
-    if len(doc.get("versions", {})) > 200:
-        return await asyncio.to_thread(orjson.dumps, doc)
-    return orjson.dumps(doc)
+    """Serialize a packument to store, off the event loop when it has many versions;
+    UplinkError for what JSON cannot carry (a lone surrogate `loads_text` let through)."""
+    try:
+        if len(doc.get("versions", {})) > 2000:
+            return await asyncio.to_thread(trimmed, orjson.dumps, doc)
+        if len(doc.get("versions", {})) > 200:
+            return await asyncio.to_thread(orjson.dumps, doc)
+        return orjson.dumps(doc)
+    except orjson.JSONEncodeError as exc:
+        raise UplinkError(f"cannot be stored as JSON: {exc}") from None

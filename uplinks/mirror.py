@@ -29,7 +29,7 @@ from cachetools import LRUCache, TTLCache
 from storage.base import ConfigError, Conflict, StorageError
 from uplinks.config import UplinkConfig
 
-from .base import PackageNotFound, Uplink, UplinkError
+from .base import FetchedPackument, PackageNotFound, Uplink, UplinkError
 from .breaker import CircuitBreaker
 from .documents import (
     MIRROR_MARK,
@@ -258,8 +258,7 @@ class Mirror:
             self.stats.lookup(uplink_name, MISS, depth)
             self.stats.add(uplink_name, RECEIVED_BYTES, len(fetched.data))
             try:
-                current = await self._keep(name, uplink_name, fetched.data, fetched.etag,
-                                           fetched.last_modified, stored)
+                current = await self._keep(name, uplink_name, fetched, stored)
             except UplinkError as exc:
                 problems.append(f"{uplink_name}: {exc}")
                 continue
@@ -279,17 +278,23 @@ class Mirror:
         raise UplinkBadGateway(f"could not fetch {name} from its uplinks: {'; '.join(problems)}")
 
     async def _keep(
-        self, name: str, uplink: str, data: bytes, etag: str | None, last_modified: str | None,
-        stored: Current | None,
+        self, name: str, uplink: str, fetched: FetchedPackument, stored: Current | None,
     ) -> Current:
-        """Parse once (off the loop when large), mark, store, and return the document."""
-        doc = await loads_document(data)
+        """Parse once (off the loop when large), mark, store, and return the document.
+
+        Each form of a multi-MB document is dropped as soon as the next one is
+        made (its bytes for the parse, the JSON stored once written), so no two
+        are held at once besides the parsed document.
+        """
+        doc = await loads_document(fetched.take())
         if not isinstance(doc, dict) or doc.get("name") != name or not isinstance(doc.get("versions"), dict):
             raise UplinkError(f"{uplink} sent a document that is not the packument of {name}")
         doc[MARK] = {
-            "uplink": uplink, "etag": etag, "last_modified": last_modified, "fetched": time.time(),
+            "uplink": uplink, "etag": fetched.etag, "last_modified": fetched.last_modified,
+            "fetched": time.time(),
         }
         body = await dumps_document(doc)
+        size = len(body)
         try:
             if stored is None:
                 token = await self.packages.store.write_packument(name, body, if_absent=True)
@@ -304,7 +309,8 @@ class Mirror:
         except StorageError:
             LOG.exception("could not store the mirrored packument of %s; serving it anyway", name)
             token = "mem|" + hashlib.sha256(body).hexdigest()[:32]
-        current = Current(doc, token, len(body))
+        del body  # not needed for what follows (rendering)
+        current = Current(doc, token, size)
         self._remember(name, current)
         await self.packages.changed(name, current, None)
         return current

@@ -9,6 +9,7 @@ served again (see `TarballCache`, and `Packages.read` for packuments).
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -18,6 +19,32 @@ from storage.options import parse_duration, parse_section, parse_size
 
 K = TypeVar("K")
 V = TypeVar("V")
+
+class ReleasingCache(LRUCache[K, V]):
+    """An LRU cache that hands every value it lets go of (evicted, removed or
+    replaced) to `release`: for values that own something besides memory."""
+
+    def __init__(self, maxsize: int, getsizeof: Callable[[V], int], release: Callable[[V], None]) -> None:
+        super().__init__(maxsize, getsizeof=getsizeof)
+        self._release = release
+
+    def __setitem__(self, key: K, value: V) -> None:
+        old = self.get(key)
+        super().__setitem__(key, value)
+        if old is not None and old is not value:
+            self._release(old)
+
+    def __delitem__(self, key: K) -> None:
+        value = Cache.__getitem__(self, key)
+        super().__delitem__(key)
+        self._release(value)
+
+    def clear(self) -> None:
+        values = list(self.values())
+        super().clear()
+        for value in values:
+            self._release(value)
+
 
 def put_bounded(cache: Cache[K, V], key: K, value: V) -> bool:
     """Store `value` unless it alone outweighs the cache; True when stored."""
@@ -113,17 +140,39 @@ class CacheConfig:
     # unpublish on another worker or instance is seen within the TTL too.
     tarball_memory: int = 64 * 1024 * 1024
     tarball_max_size: int = 1024 * 1024
+    # Packument bytes ready to send (full and abbreviated, each with its gzip),
+    # built once per document and base URL: a GET of a held one only sends them.
+    # Those of a document over 4 MB are kept in a temporary file (read back a
+    # slice at a time when sent), not in memory; they count here all the same.
+    packument_memory: int = 48 * 1024 * 1024
+    # Parsed packuments, counted as 4x their JSON (what Python objects take): a
+    # read within packument_ttl, and a revalidation that finds the document
+    # unchanged, need no parse. One larger than parsed_max_size (JSON) is kept
+    # only while it is used (a few seconds after its last read): a 20 MB
+    # document is 80-90 MB parsed, and serving its bytes needs no parsed copy.
+    parsed_memory: int = 96 * 1024 * 1024
+    parsed_max_size: int = 4 * 1024 * 1024
+
+
+CACHE_KEYS = {
+    "packument_ttl", "tarball_memory", "tarball_max_size", "packument_memory", "parsed_memory", "parsed_max_size",
+}
 
 
 def parse_cache(raw: Any) -> CacheConfig:
-    raw = parse_section("cache", raw, {"packument_ttl", "tarball_memory", "tarball_max_size"})
+    raw = parse_section("cache", raw, CACHE_KEYS)
     defaults = CacheConfig()
+
+    def size(key: str) -> int:
+        return _size_or_zero(f"cache.{key}", raw.get(key, getattr(defaults, key)))
+
     return CacheConfig(
         packument_ttl=parse_duration("cache.packument_ttl", raw.get("packument_ttl", defaults.packument_ttl)),
-        tarball_memory=_size_or_zero("cache.tarball_memory", raw.get("tarball_memory", defaults.tarball_memory)),
-        tarball_max_size=_size_or_zero(
-            "cache.tarball_max_size", raw.get("tarball_max_size", defaults.tarball_max_size)
-        ),
+        tarball_memory=size("tarball_memory"),
+        tarball_max_size=size("tarball_max_size"),
+        packument_memory=size("packument_memory"),
+        parsed_memory=size("parsed_memory"),
+        parsed_max_size=size("parsed_max_size"),
     )
 
 

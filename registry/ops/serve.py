@@ -24,6 +24,7 @@ from registry.ops.banner import banner
 from registry.ops.settings import load_from_args, public_base
 from registry.ops.workers import STOP_MARGIN, run_workers
 from storage.base import ConfigError
+from storage.heap import map_large_blocks
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -44,6 +45,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         # the access log writes one record per request.
         logging._srcfile = None  # type: ignore[attr-defined]
         logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
+        # Multi-MB buffers (a large packument's bytes and renderings) go back to the
+        # OS when freed, instead of leaving holes in the heap (storage.heap).
+        map_large_blocks()
         app = create_app(config)
         if workers > 1:
             app.on_response_prepare.append(_worker_header(index))

@@ -11,7 +11,14 @@ import asyncio
 
 import pytest
 
-from storage.base import PACKUMENT_FILE, Conflict, NotFound, PackageStore, StorageError
+from storage.base import (
+    PACKUMENT_FILE,
+    Conflict,
+    NotFound,
+    PackageStore,
+    StorageError,
+    packument_token,
+)
 from tests.contract.store_helpers import (
     NAME,
     PACKUMENT,
@@ -37,6 +44,34 @@ async def test_packument_round_trips_bytes_and_token(package_store: PackageStore
     assert new_token != token
     stored = await package_store.read_packument(NAME)
     assert (stored.data, stored.token) == (changed, new_token)
+
+
+async def test_the_packument_token_alone_is_the_token_a_read_gives(package_store: PackageStore) -> None:
+    with pytest.raises(NotFound):
+        await packument_token(package_store, NAME)
+    token = await package_store.write_packument(NAME, PACKUMENT, if_absent=True)
+    assert await packument_token(package_store, NAME) == token == (await package_store.read_packument(NAME)).token
+    new_token = await package_store.write_packument(NAME, PACKUMENT + b" ", if_match=token)
+    assert await packument_token(package_store, NAME) == new_token != token
+    await package_store.delete_package(NAME)
+    with pytest.raises(NotFound):
+        await packument_token(package_store, NAME)
+
+
+async def test_the_packument_token_sees_writes_of_another_instance(
+    package_store_factory: PackageStoreFactory,
+) -> None:
+    first, second = await package_store_factory(), await package_store_factory()
+    token = await first.write_packument(NAME, b'{"v":1}', if_absent=True)
+    assert await packument_token(first, NAME) == token
+    # The same length, written by someone else: only the bytes tell them apart.
+    theirs = await second.write_packument(NAME, b'{"v":2}', if_match=token)
+    assert await packument_token(first, NAME) == theirs != token
+    await second.delete_package(NAME)
+    recreated = await second.write_packument(NAME, b'{"v":1}', if_absent=True)
+    assert await packument_token(first, NAME) == recreated
+    # A write from the token seen that way succeeds (the stored token was not stale).
+    assert await first.write_packument(NAME, b'{"v":3}', if_match=recreated)
 
 
 async def test_reading_a_missing_packument_is_not_found(package_store: PackageStore) -> None:

@@ -86,6 +86,13 @@ def test_every_option_is_parsed(tmp_path: Path) -> None:
     assert other.publish_staged is False
 
 
+def test_the_cache_budgets_are_sizes_and_zero_turns_each_off() -> None:
+    cache = parse_config({"cache": {"packument_memory": "16mb", "parsed_memory": 0, "parsed_max_size": "1mb"}}).cache
+    assert (cache.packument_memory, cache.parsed_memory, cache.parsed_max_size) == (16 << 20, 0, 1 << 20)
+    defaults = parse_config({}).cache
+    assert (defaults.packument_memory, defaults.parsed_memory, defaults.parsed_max_size) == (48 << 20, 96 << 20, 4 << 20)
+
+
 def test_uplink_defaults_follow_verdaccio_except_max_fails() -> None:
     up = parse_config({"uplinks": {"u": {"url": "http://127.0.0.1:9"}}}).uplinks["u"]
     assert (up.timeout, up.maxage, up.fail_timeout, up.cache) == (30, 120, 300, True)
@@ -167,6 +174,8 @@ def test_uplink_token_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> N
         ({"log": {"level": "loud"}}, "log.level", "must be one of"),
         ({"log": {"format": "xml"}}, "log.format", "pretty or json"),
         ({"public_url": "npm.example.com"}, "public_url", "http(s) URL"),
+        ({"cache": {"parsed_memory": "plenty"}}, "cache.parsed_memory", "is not a size"),
+        ({"cache": {"packument_memery": "1mb"}}, "cache.packument_memery", "unknown"),
     ],
 )
 def test_each_invalid_config_names_its_key(raw: dict, key: str, problem: str) -> None:
@@ -275,5 +284,6 @@ def test_the_example_config_mentions_every_option() -> None:
         "strategy", "exclude_deprecated", "block", "allow", "filters", "publish_staged",
         "trusted_publishing", "token_ttl", "leeway", "issuers", "issuer", "jwks_uri", "audience", "claims_map",
         "orgs", "create_packages", "prefetch", "prefetch_depth", "prefetch_concurrency",
+        "packument_memory", "parsed_memory", "parsed_max_size",
     ]:
         assert f"{option}:" in text, option
