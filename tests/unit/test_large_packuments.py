@@ -53,7 +53,7 @@ def document(versions: int) -> dict[str, Any]:
 async def packages(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
     # "Large" scaled down: over 1 KB kept parsed only while in use, over 2 KB parsed
     # from text and rendered into files.
-    monkeypatch.setattr(packages_module, "LARGE_HOLD", 0.3)
+    monkeypatch.setattr(packages_module, "LARGE_HOLD", 1.0)
     monkeypatch.setattr(packages_module, "TRIM_AFTER_BYTES", 2048)
     monkeypatch.setattr(packument_render, "SPILL_GRACE", 0.05)
     db = SqliteRegistryDatabase(tmp_path / "db.sqlite")
@@ -75,7 +75,7 @@ async def test_a_large_document_is_kept_parsed_while_in_use_and_dropped_after(pa
         assert again is first
     assert counted.reads == 1 and counted.tokens == 4
     # Unused for longer than the hold: let go of, read and parsed again next time.
-    await asyncio.sleep(0.5)
+    await asyncio.sleep(1.3)
     assert packages._held("big") is None
     again = await packages.read("big", cached=True)
     assert again is not None and again is not first and again.doc == first.doc
