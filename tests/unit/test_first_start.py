@@ -99,7 +99,7 @@ def test_npmrc_userconfig_and_last_line_wins(tmp_path: Path) -> None:
         ("http://127.0.0.1:4873", ("localhost", 4873), None, True),
         ("http://127.0.0.1:4874/", ("127.0.0.1", 4873), None, False),
         ("http://[::1]:4873/", ("0.0.0.0", 4873), None, True),
-        ("http://other-host:4873/", ("127.0.0.1", 4873), None, False),
+        ("http://registryhost:4873/", ("127.0.0.1", 4873), None, False),
         ("https://npm.corp.example/", ("0.0.0.0", 8080), "https://npm.corp.example", True),
         ("https://npm.corp.example:8443/", ("0.0.0.0", 8080), "https://npm.corp.example", False),
         ("https://tools.corp.example/npm/", ("0.0.0.0", 8080), "https://tools.corp.example/npm", True),
