@@ -5,8 +5,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-import random
-import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from functools import partial
 from typing import Any
@@ -45,7 +43,8 @@ from registry.http import web as web_ui
 from registry.http.appkeys import CONFIG, DATABASE, MIRROR, PACKAGES, SECRET, STORE
 from registry.http.auth import log_path
 from registry.http.background import running
-from registry.http.logs import REQUEST_ID
+from registry.http.fast_reads import FAST_READS, FastReads
+from registry.http.logs import REQUEST_ID, REQUEST_ID_HEADER, request_id_of
 from registry.http.metrics_middleware import metrics_middleware
 from registry.http.metrics_policy import MetricsPolicyEvents
 from registry.http.metrics_storage import instrument_storage, recent_trouble
@@ -58,9 +57,7 @@ ACCESS_LOG = logging.getLogger("tarhold.access")
 
 
 HEALTH_TIMEOUT = 5.0
-REQUEST_ID_HEADER = "X-Request-Id"
 DROPPED_HEADERS = frozenset({"content-type", "content-length"})
-SAFE_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -72,9 +69,7 @@ def json_error(status: int, message: str, headers: dict[str, str] | None = None)
 @web.middleware
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Request id, one access line, and every failure rendered as `{"error": ...}`."""
-    incoming = request.headers.get(REQUEST_ID_HEADER, "")
-    # Ids only correlate lines; they guard nothing, so no urandom call per request.
-    request_id = incoming if incoming and SAFE_REQUEST_ID.fullmatch(incoming) else f"{random.getrandbits(64):016x}"
+    request_id = request_id_of(request.headers)
     request["request_id"] = request_id
     token = REQUEST_ID.set(request_id)
     response: web.StreamResponse
@@ -234,6 +229,7 @@ def create_app(config: Config) -> web.Application:
     routes_org_access.setup(app)  # npm access list|grant|revoke|get status: before the catch-all
     web_ui.setup(app)  # `/` and /-/web/...: before the catch-all
     routes_packages.setup(app)  # last: its catch-all route takes whatever is left
+    app[FAST_READS] = FastReads(app)  # anonymous reads of held bytes, replayed by the server (serving.py)
     return app
 
 

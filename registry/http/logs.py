@@ -4,15 +4,28 @@ from __future__ import annotations
 
 import contextvars
 import logging
+import random
 import re
 import sys
 import time
+from collections.abc import Mapping
 
 import orjson
 
 from registry.config import LogConfig
 
 REQUEST_ID: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
+REQUEST_ID_HEADER = "X-Request-Id"
+SAFE_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+
+
+def request_id_of(headers: Mapping[str, str]) -> str:
+    """The client's X-Request-Id when it is a safe token, else a new id."""
+    incoming = headers.get(REQUEST_ID_HEADER, "")
+    if incoming and SAFE_REQUEST_ID.fullmatch(incoming):
+        return incoming
+    # Ids only correlate lines; they guard nothing, so no urandom call per request.
+    return f"{random.getrandbits(64):016x}"
 
 
 # `scheme://user:password@host`: an uplink URL may carry credentials, and an

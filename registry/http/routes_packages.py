@@ -34,6 +34,7 @@ from registry.http import routes_changes as changes
 from registry.http.access import authorize, rule_of
 from registry.http.appkeys import CONFIG, MIRROR, PACKAGES
 from registry.http.bodies import read_object
+from registry.http.fast_reads import FAST_READS
 from registry.http.routes_publish import publish_package
 from registry.http.routes_tarballs import get_tarball
 from registry.http.urls import base_url, is_readable_name, split_package_path
@@ -228,7 +229,10 @@ async def get_packument(request: web.Request, name: str) -> web.StreamResponse:
     # Only a package that exists is recorded (for `tarhold gc`; never waits):
     # requests for random names must not grow the database.
     note_access(request, name)
-    return bytes_response(request, rendered, content_type)
+    response = bytes_response(request, rendered, content_type)
+    if not unfiltered:
+        request.app[FAST_READS].remember_packument(request, response, name, rendered, base, variant)
+    return response
 
 
 async def get_manifest(request: web.Request, name: str, spec: str) -> web.StreamResponse:

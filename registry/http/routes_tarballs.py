@@ -23,6 +23,7 @@ from registry.domain.tarballs import (
 )
 from registry.http.access import authorize
 from registry.http.appkeys import MIRROR, PACKAGES
+from registry.http.fast_reads import FAST_READS
 from registry.http.usage import note_access
 from storage.base import TarballReader
 from uplinks.base import UplinkError
@@ -41,7 +42,10 @@ async def get_tarball(request: web.Request, name: str, filename: str) -> web.Str
         permit.rule.proxy, request.headers.get("Via", ""), who=request.get("user"),
     )
     note_access(request, name)  # found (for `tarhold gc`; never waits)
-    return await tarball_response(request, answer, name, filename)
+    response = await tarball_response(request, answer, name, filename)
+    if isinstance(answer, HeldBytes):
+        request.app[FAST_READS].remember_tarball(request, response, name, filename)
+    return response
 
 
 async def tarball_response(

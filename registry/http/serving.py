@@ -31,6 +31,7 @@ from aiohttp.web_protocol import RequestHandler
 
 from registry.config import ServerConfig as ConnectionLimits
 from registry.http.draining import Drain
+from registry.http.fast_reads import FAST_READS
 
 LOG = logging.getLogger(__name__)
 
@@ -110,8 +111,20 @@ class ConnectionGuard:
         transport.abort()
 
 
-class GuardedAppRunner(web.AppRunner):
-    """An AppRunner whose server has a ConnectionGuard and a Drain."""
+class ReplayingAppRunner(web.AppRunner):
+    """An AppRunner whose server answers the app's remembered reads itself (FastReads)."""
+
+    async def _make_server(self) -> web.Server:
+        server = await super()._make_server()
+        fast_reads = self.app.get(FAST_READS)
+        if fast_reads is not None:
+            fast_reads.install(server)
+        return server
+
+
+class GuardedAppRunner(ReplayingAppRunner):
+    """A ReplayingAppRunner whose server has a ConnectionGuard and a Drain (outermost:
+    replays are refused like the rest once the drain starts)."""
 
     def __init__(self, app: web.Application, guard: ConnectionGuard, drain: Drain, **kwargs: Any) -> None:
         super().__init__(app, **kwargs)

@@ -11,6 +11,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from registry.config import parse_config
 from registry.http.app import SERVER_KWARGS, create_app
+from registry.http.serving import ReplayingAppRunner
 from tests.conftest import unique
 from tests.support.aws_servers import AwsEndpoint, provision_aws
 from tests.support.threaded_server import Server, serving, signed_up
@@ -42,6 +43,14 @@ async def storage_config(request: pytest.FixtureRequest, backend: str, tmp_path:
     await provision_aws(section)
     return {"store": {"aws-s3-storage": section}}
 
+class ReplayingTestServer(TestServer):
+    """The app as `tarhold serve` runs it: remembered anonymous reads are replayed
+    ahead of the app (registry.http.fast_reads), so every test here meets them."""
+
+    async def _make_runner(self, **kwargs: Any) -> ReplayingAppRunner:
+        return ReplayingAppRunner(self.app, **kwargs)
+
+
 @pytest.fixture
 def make_client(aiohttp_client: Any, storage_config: dict[str, Any]) -> MakeClient:
     """Start an app on the test's storage; several calls share that storage."""
@@ -49,7 +58,7 @@ def make_client(aiohttp_client: Any, storage_config: dict[str, Any]) -> MakeClie
     async def make(**options: Any) -> TestClient:
         config = parse_config({**storage_config, "log": {"level": "debug"}, **options})
         # The access logger is a server option: start the server with it.
-        server = TestServer(create_app(config))
+        server = ReplayingTestServer(create_app(config))
         await server.start_server(**SERVER_KWARGS)
         return await aiohttp_client(server)
 

@@ -15,6 +15,7 @@ from aiohttp import web
 
 from registry.config import parse_config
 from registry.http.app import SERVER_KWARGS, create_app
+from registry.http.serving import ReplayingAppRunner
 
 HOST = "127.0.0.1"
 
@@ -39,7 +40,7 @@ class Server:
 
     async def _start(self) -> None:
         app = create_app(parse_config({"storage": str(self.storage), "log": {"level": "warning"}, **self.config}))
-        self.runner = web.AppRunner(app, **SERVER_KWARGS)
+        self.runner = ReplayingAppRunner(app, **SERVER_KWARGS)  # as `tarhold serve` runs it
         await self.runner.setup()
         site = web.TCPSite(self.runner, HOST, 0)
         await site.start()
