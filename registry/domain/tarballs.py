@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from registry.domain.caches import HeldTarball
 from registry.domain.errors import BadGateway, BadRequest, NotFoundError
 from registry.domain.names import is_safe_filename, parse_tarball_filename
 from registry.domain.packages import Packages, is_mirrored
@@ -145,18 +146,7 @@ def _lists(doc: dict[str, Any], name: str, filename: str) -> bool:
 async def stored_tarball(packages: Packages, name: str, filename: str) -> TarballAnswer | None:
     """The stored tarball, from memory, a redirect, sendfile or a stream; None if not stored."""
     store, held_tarballs = packages.store, packages.tarballs
-    held = held_tarballs.get(name, filename)
-    if held is not None and not held_tarballs.is_fresh(held):
-        # Older than the TTL: another worker may have unpublished it since.
-        try:
-            info = await store.stat_tarball(name, filename)
-        except NotFound:
-            info = None
-        if info is None or info.etag != held.etag:
-            held_tarballs.forget(name, filename)
-            held = None
-        else:
-            held_tarballs.confirm(held)
+    held = await confirmed_held(packages, name, filename)
     if held is not None:
         return HeldBytes(held.body, held.etag)
     if store.redirects_tarballs:
@@ -177,6 +167,36 @@ async def stored_tarball(packages: Packages, name: str, filename: str) -> Tarbal
             pass  # sendfile opens the file itself
         return LocalFile(path)
     return StoredStream(reader)
+
+
+async def confirmed_held(packages: Packages, name: str, filename: str) -> HeldTarball | None:
+    """The tarball held in memory, if any; past its TTL only once storage confirms it
+    (another worker may have unpublished it since)."""
+    held_tarballs = packages.tarballs
+    held = held_tarballs.get(name, filename)
+    if held is None or held_tarballs.is_fresh(held):
+        return held
+    try:
+        info = await packages.store.stat_tarball(name, filename)
+    except NotFound:
+        info = None
+    if info is None or info.etag != held.etag:
+        held_tarballs.forget(name, filename)
+        return None
+    held_tarballs.confirm(held)
+    return held
+
+
+async def still_held(packages: Packages, name: str, filename: str, held: HeldTarball) -> bool:
+    """Whether `find_tarball` would answer with exactly `held` (and check nothing more):
+    no policy can touch the package, its packument lists the version, and the bytes
+    are still held, confirmed by storage once past their TTL. No uplink is asked."""
+    policy = packages.policy
+    if policy.active and not policy.policy_for(name).is_noop:
+        return False
+    if await tarball_listed(packages, name, filename) is not True:
+        return False
+    return await confirmed_held(packages, name, filename) is held
 
 
 async def redirect_location(packages: Packages, name: str, filename: str) -> str | None:

@@ -14,11 +14,12 @@ it still holds:
 
 - a packument: `Packages.hot` still gives the very rendering (its TTL, a
   change made here, the policy's generation and a quarantine's end, exactly
-  as the handler's own hot path checks them);
-- a tarball: the tarball cache still holds the very bytes and they are within
-  their TTL (a change made here drops them; another instance's is seen after
-  the TTL, as on the handler's path), and no policy could touch the package
-  (none when remembered, and the rules' generation unchanged);
+  as the handler's own hot path checks them), or once the TTL ran out,
+  `Packages.revalidate` confirms it with storage, as the handler would;
+- a tarball: the tarball cache still holds the very bytes, within their TTL
+  or confirmed by storage after it (`tarballs.still_held`, the checks
+  `find_tarball` makes of held bytes: the packument lists the version, no
+  policy can touch the package); a change made here drops them at once;
 - both: the organizations snapshot is the one the access decision read (an
   org's visibility decides whether anonymous may read), and the `packages:`
   rules are the config's, fixed for the process.
@@ -40,13 +41,16 @@ from typing import Any
 from aiohttp import web
 
 from registry.domain.caches import HeldTarball
+from registry.domain.errors import RegistryError
 from registry.domain.orgs import OrgDirectory
 from registry.domain.packument_render import Rendered
+from registry.domain.tarballs import still_held
 from registry.http.appkeys import MIRROR, PACKAGES
 from registry.http.logs import request_id_of
 from registry.http.metrics import metrics
 from registry.http.org_directory import ORGS
 from registry.http.usage import ACCESS
+from storage.base import StorageError
 
 LOG = logging.getLogger(__name__)
 
@@ -58,6 +62,8 @@ REMEMBERED_BYTES = 32 * 1024 * 1024
 LARGEST_BODY = 1024 * 1024
 # A request carrying any of these is the app's: credentials, a partial GET, a date condition.
 APP_HEADERS = ("Authorization", "If-Modified-Since", "Range")
+# `_still_right`: past its TTL, the entry holds once storage confirms it.
+LAPSED = object()
 # Not in a 304: it has no body.
 BODY_HEADERS = frozenset({"Content-Type", "Content-Encoding"})
 
@@ -167,7 +173,7 @@ class FastReads:
 
         async def request_handler(request: web.BaseRequest) -> web.StreamResponse:
             try:
-                response = self.replay(request)
+                response = await self.replay(request)
             except Exception:  # a bug here must cost a replay, never the request
                 LOG.exception("could not replay a remembered answer")
                 response = None
@@ -177,7 +183,7 @@ class FastReads:
 
         server.request_handler = request_handler
 
-    def replay(self, request: web.BaseRequest) -> web.Response | None:
+    async def replay(self, request: web.BaseRequest) -> web.Response | None:
         """The remembered answer to `request` if it still holds, else None."""
         if not self.entries:
             return None
@@ -189,6 +195,8 @@ class FastReads:
         if entry is None:
             return None
         uplink = self._still_right(entry)
+        if uplink is LAPSED:
+            uplink = await self._confirmed(entry)
         if uplink is False:
             self.forget(key)
             return None
@@ -217,22 +225,34 @@ class FastReads:
         if entry is not None:
             self.remembered_bytes -= len(entry.body)
 
-    def _still_right(self, entry: Remembered) -> str | None | bool:
-        """False when `entry` no longer holds; else the uplink a packument came from (None: local)."""
+    def _still_right(self, entry: Remembered) -> Any:
+        """False when `entry` no longer holds, LAPSED when storage must confirm it first
+        (its TTL ran out); else the uplink a packument came from (None: local)."""
         if self.orgs.directory is not entry.orgs:
             return False
         packages = self.packages
         if entry.rendered is not None:
             hot = packages.hot(entry.name, entry.base, entry.variant)
-            if hot is None or hot[0] is not entry.rendered:
-                return False
-            return hot[1]
+            if hot is None:
+                return LAPSED  # or changed: `revalidate` tells
+            return hot[1] if hot[0] is entry.rendered else False
         held = entry.held
         tarballs = packages.tarballs
-        if (held is None or packages.policy.generation != entry.generation
-                or tarballs.get(entry.name, entry.filename) is not held or not tarballs.is_fresh(held)):
+        if packages.policy.generation != entry.generation or tarballs.get(entry.name, entry.filename) is not held:
             return False
-        return None
+        return None if tarballs.is_fresh(held) else LAPSED
+
+    async def _confirmed(self, entry: Remembered) -> Any:
+        """`_still_right` once storage was asked, as the handler would ask it: False, or the uplink."""
+        packages = self.packages
+        try:
+            if entry.rendered is not None:
+                hot = await packages.revalidate(entry.name, entry.base, entry.variant)
+                return hot[1] if hot is not None and hot[0] is entry.rendered else False
+            assert entry.held is not None
+            return None if await still_held(packages, entry.name, entry.filename, entry.held) else False
+        except (RegistryError, StorageError):
+            return False  # the app meets it again and answers it as it should
 
 
 FAST_READS = web.AppKey("fast_reads", FastReads)

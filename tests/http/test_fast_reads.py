@@ -3,6 +3,8 @@ answer as the app's, counted like it, and never once what it depends on changed.
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from aiohttp.test_utils import TestClient
 
@@ -128,3 +130,33 @@ async def test_an_org_package_made_private_is_no_longer_replayed_to_anonymous(cl
         for _ in range(2):
             assert (await client.get(path_of(name))).status == status
             assert (await client.get(tarball)).status == status
+
+
+async def test_past_the_ttl_storage_confirms_a_replay_or_another_instances_change_ends_it(
+    make_client: MakeClient,
+) -> None:
+    here = await make_client(cache={"packument_ttl": "1s"})
+    there = await make_client(cache={"packument_ttl": "1s"})  # another instance on the same storage
+    alice = await add_user(here, "alice")
+    assert await publish(here, alice, "fr", "1.0.0") == 201
+    fast = fast_reads(here)
+    for _ in range(2):
+        assert (await here.get(TARBALL)).status == 200
+        assert (await here.get("/fr")).status == 200
+    await asyncio.sleep(1.2)
+    hits = fast.hits
+    assert (await here.get(TARBALL)).status == 200
+    assert (await here.get("/fr")).status == 200
+    assert fast.hits == hits + 2  # confirmed by storage, still replayed
+
+    assert await publish(there, alice, "fr", "1.1.0") == 201
+    doc = await (await there.get("/fr?write=true", headers=bearer(alice))).json()
+    del doc["versions"]["1.0.0"]  # npm unpublish fr@1.0.0: the PUT also deletes its tarball
+    doc["dist-tags"]["latest"] = "1.1.0"
+    response = await there.put(f"/fr/-rev/{doc['_rev']}", json=doc, headers=bearer(alice))
+    assert response.status == 201, await response.text()
+    await asyncio.sleep(1.2)
+    hits = fast.hits
+    assert set((await (await here.get("/fr")).json())["versions"]) == {"1.1.0"}
+    assert (await here.get(TARBALL)).status == 404
+    assert fast.hits == hits
