@@ -20,8 +20,6 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import partial
-from importlib.metadata import entry_points
-from typing import Any
 
 import aiohttp
 from cachetools import LRUCache, TTLCache
@@ -54,7 +52,7 @@ from .events import (
     UplinkEvents,
     UplinkStats,
 )
-from .npm import NpmUplink
+from .factories import uplink_factories
 from .prefetch import Prefetcher, ProxiesFor
 from .tee import Download, Expected, IntegrityError
 
@@ -62,14 +60,6 @@ LOG = logging.getLogger(__name__)
 
 MARK = MIRROR_MARK
 FRESHNESS_ENTRIES = 100_000
-
-
-def uplink_factories() -> dict[str, Any]:
-    """`type:` names to uplink classes: `npm`, plus the `tarhold.uplinks` entry points."""
-    factories: dict[str, Any] = {"npm": NpmUplink}
-    for entry in entry_points(group="tarhold.uplinks"):
-        factories.setdefault(entry.name, entry)
-    return factories
 
 
 @dataclass(frozen=True)
@@ -109,6 +99,7 @@ class Mirror:
         # Bounded: one small entry per package name asked for recently.
         self._fresh: LRUCache[str, Freshness] = LRUCache(FRESHNESS_ENTRIES)
         self._inflight: dict[str, asyncio.Task[Current | None]] = {}
+        self._prefetching: set[str] = set()  # names whose fetch in flight is a prefetch's
         self._downloads: dict[tuple[str, str], Download] = {}
         self._download_tasks: set[asyncio.Task[int]] = set()
         self._stored_recently: TTLCache[tuple[str, str], bool] = TTLCache(10_000, 60)
@@ -182,11 +173,32 @@ class Mirror:
                 self.stats.lookup(again.doc[MARK]["uplink"], HIT, depth)
                 return again
         if task is None:
-            task = asyncio.ensure_future(self._refresh(name, usable, stored, via, depth))
-            self._inflight[name] = task
-            task.add_done_callback(lambda _: self._inflight.pop(name, None))
+            task = self._start_refresh(name, usable, stored, via, depth)
+        elif depth == 0 and name in self._prefetching:
+            # A prefetch's fetch is refused where a client's is not (the breaker lets
+            # one through only while calm): a client it was refused fetches as itself.
+            try:
+                return await asyncio.shield(task)
+            except UplinkUnavailable:
+                task = self._inflight.get(name) or self._start_refresh(name, usable, stored, via, depth)
         # Shielded: a client that goes away does not cancel the others' fetch.
         return await asyncio.shield(task)
+
+    def _start_refresh(
+        self, name: str, proxies: tuple[str, ...], stored: Current | None, via: str, depth: int
+    ) -> asyncio.Task[Current | None]:
+        task = asyncio.ensure_future(self._refresh(name, proxies, stored, via, depth))
+        self._inflight[name] = task
+        if depth:
+            self._prefetching.add(name)
+
+        def finished(_: object) -> None:
+            if self._inflight.get(name) is task:
+                del self._inflight[name]
+                self._prefetching.discard(name)
+
+        task.add_done_callback(finished)
+        return task
 
     def fresh_for(self, name: str, current: Current) -> float:
         """Seconds `current` may still be served without asking the uplinks (inf when local)."""

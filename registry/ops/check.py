@@ -50,7 +50,7 @@ from storage.probe import Step, probe_database, probe_directory, probe_s3
 from storage.s3 import S3PackageStore
 from uplinks.base import UplinkError
 from uplinks.config import UplinkConfig
-from uplinks.mirror import uplink_factories
+from uplinks.factories import uplink_factories
 
 OK, WARN, FAIL = "ok", "warn", "fail"
 

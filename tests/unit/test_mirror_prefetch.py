@@ -24,7 +24,7 @@ from tests.unit.mirror_fakes import (
 from uplinks import prefetch
 from uplinks.base import FetchedPackument, UplinkError
 from uplinks.config import UplinkConfig
-from uplinks.errors import UplinkBadGateway
+from uplinks.errors import UplinkBadGateway, UplinkUnavailable
 from uplinks.events import HIT, MISS, PREFETCH_SKIPPED, PREFETCHED
 from uplinks.mirror import Mirror
 from uplinks.prefetch import likely_dependencies, registry_name
@@ -205,6 +205,39 @@ async def test_a_failing_prefetch_stops_the_rest_and_never_reaches_the_client(tm
     assert mirror.prefetch is not None and mirror.prefetch.pending() == 1
     await mirror.close()
     await settle(mirror, timeout=1.0)
+
+
+async def test_a_client_joining_a_refused_prefetch_fetches_as_itself(tmp_path: Path) -> None:
+    # The race CI met: a dependency's prefetch, started as the uplink stopped being calm,
+    # is refused by the breaker (a prefetch goes only while calm); a client asking for that
+    # name at that moment joined the refusal and got a 503, though a client may fetch.
+    uplink = TreeUplink()
+    uplink.add("lib")
+    mirror, packages, _ = await open_mirror(tmp_path, uplink, everything)
+    breaker = mirror.breakers["up"]
+    attempt = breaker.begin()
+    assert attempt is not None
+    breaker.end(attempt, False)  # one failure: closed, but not calm
+    read = packages.read
+
+    async def client_reads_once_the_prefetch_is_in_flight(name: str, *, cached: bool = False) -> Any:
+        if asyncio.current_task() is not client:
+            return await read(name, cached=cached)
+        # Nothing is stored: the client's read answers None as soon as the prefetch's
+        # fetch is in flight (within the loop turn it is made, before it can end).
+        deadline = time.monotonic() + 5
+        while name not in mirror._inflight:
+            assert time.monotonic() < deadline, "the prefetch never started"
+            await asyncio.sleep(0)
+        return None
+
+    packages.read = client_reads_once_the_prefetch_is_in_flight  # type: ignore[method-assign]
+    client = asyncio.ensure_future(mirror.packument("lib", ("up",)))
+    prefetch = asyncio.ensure_future(mirror.lookup("lib", ("up",), depth=1))
+    assert (await client) is not None
+    assert uplink.asked() == ["lib"]
+    with pytest.raises(UplinkUnavailable):
+        await prefetch  # the prefetch itself stays refused
 
 
 async def test_prefetch_off_unproxied_and_local_names_fetch_nothing(tmp_path: Path) -> None:
