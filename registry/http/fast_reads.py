@@ -67,6 +67,7 @@ LAPSED = object()
 # Not in a 304: it has no body.
 BODY_HEADERS = frozenset({"Content-Type", "Content-Encoding"})
 
+
 @dataclass(frozen=True)
 class Remembered:
     name: str
