@@ -55,12 +55,35 @@ class Current:
     size: int = 0  # bytes of the stored JSON, when known
 
 
+@dataclass(frozen=True)
+class Freshness:
+    """When the mirror last heard from the uplink about a stored packument."""
+
+    token: str
+    checked: float  # monotonic time of the last answer from the uplink
+    maxage: float
+
+
+class HeldTarballs(Protocol):
+    """The registry's small tarballs in memory (`registry.domain.caches.TarballCache`)."""
+
+    def fits(self, size: int) -> bool:
+        """Whether a tarball of `size` bytes is held in memory."""
+
+    async def hold_stored(self, store: PackageStore, name: str, filename: str, body: bytes) -> None:
+        """Hold `body`, the tarball just stored under that name, with the etag storage gives it."""
+
+
 class MirroredPackages(Protocol):
     """What the mirror asks of the registry's packages (`registry.domain.packages.Packages`)."""
 
     @property
     def store(self) -> PackageStore:
         """The package store mirrored packuments and tarballs are written to."""
+
+    @property
+    def tarballs(self) -> HeldTarballs:
+        """Where a small tarball just mirrored is handed whole, so the next GET needs no storage read."""
 
     async def read(self, name: str, *, cached: bool = False) -> Current | None:
         """The stored document of `name`, or None; `cached`: may answer from memory."""

@@ -18,8 +18,8 @@ import hashlib
 import logging
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
 from functools import partial
+from typing import Any
 
 import aiohttp
 from cachetools import LRUCache, TTLCache
@@ -32,6 +32,7 @@ from .breaker import CircuitBreaker
 from .documents import (
     MIRROR_MARK,
     Current,
+    Freshness,
     MirroredPackages,
     dist_for,
     dumps_document,
@@ -60,13 +61,6 @@ LOG = logging.getLogger(__name__)
 
 MARK = MIRROR_MARK
 FRESHNESS_ENTRIES = 100_000
-
-
-@dataclass(frozen=True)
-class Freshness:
-    token: str
-    checked: float  # monotonic time of the last answer from the uplink
-    maxage: float
 
 
 class Mirror:
@@ -101,7 +95,7 @@ class Mirror:
         self._inflight: dict[str, asyncio.Task[Current | None]] = {}
         self._prefetching: set[str] = set()  # names whose fetch in flight is a prefetch's
         self._downloads: dict[tuple[str, str], Download] = {}
-        self._download_tasks: set[asyncio.Task[int]] = set()
+        self._download_tasks: set[asyncio.Task[Any]] = set()
         self._stored_recently: TTLCache[tuple[str, str], bool] = TTLCache(10_000, 60)
         self.prefetch: Prefetcher | None = None
         if proxies_for is not None:
@@ -379,6 +373,11 @@ class Mirror:
                     # between), so a request that missed storage finds one
                     # or the other.
                     self._stored_recently[(name, filename)] = True
+                    held = self.packages.tarballs
+                    if held.fits(download.written):  # the next GET is served from memory
+                        hold = asyncio.ensure_future(held.hold_stored(store, name, filename, download.body()))
+                        self._download_tasks.add(hold)
+                        hold.add_done_callback(self._download_tasks.discard)
                 self.stats.add(uplink_name, TARBALL_FETCH)
                 self.stats.add(uplink_name, RECEIVED_BYTES, task.result())
             elif isinstance(error, IntegrityError):

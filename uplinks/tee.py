@@ -124,6 +124,10 @@ class Download:
         await self._finish(None)
         return self.written
 
+    def body(self) -> bytes:
+        """The whole tarball, read back from the spool (once the fetch ended without error)."""
+        return os.pread(self._out.fileno(), self.written, 0)
+
     async def _notify(self) -> None:
         async with self._changed:
             self._changed.notify_all()

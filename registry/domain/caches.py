@@ -8,6 +8,7 @@ served again (see `TarballCache`, and `Packages.read` for packuments).
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -15,10 +16,14 @@ from typing import Any, TypeVar
 
 from cachetools import Cache, LRUCache
 
+from storage.base import PackageStore, StorageError
 from storage.options import parse_duration, parse_section, parse_size
+
+LOG = logging.getLogger(__name__)
 
 K = TypeVar("K")
 V = TypeVar("V")
+
 
 class ReleasingCache(LRUCache[K, V]):
     """An LRU cache that hands every value it lets go of (evicted, removed or
@@ -105,6 +110,19 @@ class TarballCache:
     def put(self, name: str, filename: str, body: bytes, etag: str) -> None:
         if self.fits(len(body)):
             put_bounded(self._held, (name, filename), HeldTarball(body, etag, time.monotonic()))
+
+    async def hold_stored(self, store: PackageStore, name: str, filename: str, body: bytes) -> None:
+        """Hold `body`, a tarball just stored (the mirror's), with the etag storage gives it:
+        the next GET is served from memory, not read back from storage."""
+        if not self.fits(len(body)):
+            return
+        try:
+            info = await store.stat_tarball(name, filename)
+        except StorageError as exc:  # gone again, or storage failing: the next GET reads it
+            LOG.debug("not holding %s/%s: %s", name, filename, exc)
+            return
+        if info.size == len(body):
+            self.put(name, filename, body, info.etag)
 
     def forget(self, name: str, filename: str | None = None) -> None:
         """Drop one tarball, or every tarball of `name`."""

@@ -247,6 +247,30 @@ async def test_a_small_tarball_is_served_from_memory_after_the_first_read(
     assert head.status == 200 and head.headers["Content-Length"] == str(len(expected))
 
 
+async def test_a_small_tarball_just_mirrored_is_held_so_the_next_read_is_from_memory(
+    make_client: MakeClient, upstream: FakeUpstream
+) -> None:
+    client = await make_client(
+        uplinks={"up": {"url": upstream.url, "timeout": "5s"}},
+        packages={"**": {"access": "$all", "proxy": "up"}},
+        cache={"packument_ttl": "1m"},
+    )
+    first = await client.get("/lodash/-/lodash-4.17.21.tgz")  # streamed from the uplink, stored
+    assert first.status == 200
+    body = await first.read()
+    store = CountingStore(client.app[PACKAGES].store)
+    for _ in range(50):  # the hold is a task of its own, done once storage gave its etag
+        if client.app[PACKAGES].tarballs.get("lodash", "lodash-4.17.21.tgz") is not None:
+            break
+        await asyncio.sleep(0.02)
+    response = await client.get("/lodash/-/lodash-4.17.21.tgz")
+    assert response.status == 200 and await response.read() == body
+    stat = await client.app[PACKAGES].store.stat_tarball("lodash", "lodash-4.17.21.tgz")
+    assert response.headers["ETag"] == stat.etag  # the etag storage gives, as for any held tarball
+    assert store["open_tarball"] == 0
+    assert upstream.count("/lodash/-/lodash-4.17.21.tgz") == 1
+
+
 async def test_an_unpublish_on_another_instance_drops_a_held_tarball_within_the_ttl(
     make_client: MakeClient,
 ) -> None:

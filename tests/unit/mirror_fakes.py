@@ -13,6 +13,7 @@ from typing import Any
 
 import orjson
 
+from registry.domain.caches import TarballCache
 from storage.base import NotFound, PackageStore
 from storage.fs import FsPackageStore
 from uplinks.base import FetchedPackument, PackageNotFound, UplinkError
@@ -135,9 +136,11 @@ class FakeUplink:
 class StorePackages:
     """The registry's packages as the mirror needs them (`MirroredPackages`), on one store."""
 
-    def __init__(self, store: PackageStore) -> None:
+    def __init__(self, store: PackageStore, tarballs: TarballCache | None = None) -> None:
         self._store = store
         self.changes: list[str] = []
+        # No tarball held in memory unless a test gives a cache.
+        self.tarballs = tarballs or TarballCache(0, 0, 1.0)
 
     @property
     def store(self) -> PackageStore:
