@@ -234,7 +234,7 @@ def test_redirect_check_wants_a_307_to_loopback_serving_the_tarball():
     assert redirect_problem(307, local, body, body) is None
     assert redirect_problem(200, None, body, body) == "answered 200, not 307"
     assert redirect_problem(307, None, body, body) == "a 307 without a Location"
-    assert "not on 127.0.0.1" in str(redirect_problem(307, "http://127.0.0.2/x.tgz", body, body))
+    assert "not on 127.0.0.1" in str(redirect_problem(307, "http://localhost/x.tgz", body, body))
     assert "not the tarball" in str(redirect_problem(307, local, b"other", body))
 
 

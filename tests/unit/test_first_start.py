@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import socket
 from pathlib import Path
 
 import pytest
@@ -25,6 +26,8 @@ from registry.ops.upstream import (
     points_here,
 )
 from storage.base import ConfigError
+
+THIS_HOST = socket.gethostname().lower()  # this machine's name, as points_here compares it
 
 UPSTREAM = "http://127.0.0.1:9/upstream/"
 HERE = "127.0.0.1:4873"
@@ -99,7 +102,10 @@ def test_npmrc_userconfig_and_last_line_wins(tmp_path: Path) -> None:
         ("http://127.0.0.1:4873", ("localhost", 4873), None, True),
         ("http://127.0.0.1:4874/", ("127.0.0.1", 4873), None, False),
         ("http://[::1]:4873/", ("0.0.0.0", 4873), None, True),
-        ("http://registryhost:4873/", ("127.0.0.1", 4873), None, False),
+        # This machine's own name: not a loopback name, so not a server listening on
+        # loopback only; but one listening on every interface, yes.
+        (f"http://{THIS_HOST}:4873/", ("127.0.0.1", 4873), None, False),
+        (f"http://{THIS_HOST}:4873/", ("0.0.0.0", 4873), None, True),
         ("https://npm.corp.example/", ("0.0.0.0", 8080), "https://npm.corp.example", True),
         ("https://npm.corp.example:8443/", ("0.0.0.0", 8080), "https://npm.corp.example", False),
         ("https://tools.corp.example/npm/", ("0.0.0.0", 8080), "https://tools.corp.example/npm", True),
