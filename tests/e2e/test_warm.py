@@ -93,12 +93,8 @@ def test_an_unknown_lockfile_is_refused(tmp_path: Path) -> None:
 
 @pytest.fixture
 async def upstream() -> AsyncIterator[FakeUpstream]:
-    fake = FakeUpstream()
-    await fake.start()
-    try:
+    async with FakeUpstream() as fake:
         yield fake
-    finally:
-        await fake.stop()
 
 
 def lockfile_for(fake: FakeUpstream, names: list[str], path: Path) -> Path:

@@ -52,14 +52,10 @@ require(pacoteDir).manifest(spec, {registry, verifyAttestations: true})
 
 @pytest.fixture
 async def upstream() -> AsyncIterator[FakeUpstream]:
-    fake = FakeUpstream()
-    await fake.start()
-    fake.add_package("@up/attested", ["1.0.0", "1.1.0"])
-    fake.attest("@up/attested", "1.0.0")
-    try:
+    async with FakeUpstream() as fake:
+        fake.add_package("@up/attested", ["1.0.0", "1.1.0"])
+        fake.attest("@up/attested", "1.0.0")
         yield fake
-    finally:
-        await fake.stop()
 
 
 @pytest.fixture

@@ -198,13 +198,9 @@ async def test_an_instance_without_a_packument_ttl_sees_every_change_at_once(mak
 
 @pytest.fixture
 async def upstream() -> AsyncIterator[FakeUpstream]:
-    fake = FakeUpstream()
-    await fake.start()
-    fake.add_package("lodash", ["4.17.20", "4.17.21"])
-    try:
+    async with FakeUpstream() as fake:
+        fake.add_package("lodash", ["4.17.20", "4.17.21"])
         yield fake
-    finally:
-        await fake.stop()
 
 
 async def test_a_fresh_mirrored_document_is_served_without_a_storage_read(

@@ -23,13 +23,9 @@ VERSIONS = 3000  # about 5.4 MB of JSON
 
 @pytest.fixture
 async def upstream() -> AsyncIterator[FakeUpstream]:
-    fake = FakeUpstream()
-    await fake.start()
-    fake.add_large_packument("huge", versions=VERSIONS)
-    try:
+    async with FakeUpstream() as fake:
+        fake.add_large_packument("huge", versions=VERSIONS)
         yield fake
-    finally:
-        await fake.stop()
 
 
 @pytest.fixture

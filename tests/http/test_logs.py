@@ -80,13 +80,9 @@ def captured(request: pytest.FixtureRequest) -> Iterator[Captured]:
 
 @pytest.fixture
 async def upstream() -> AsyncIterator[FakeUpstream]:
-    fake = FakeUpstream()
-    await fake.start()
-    fake.fail("broken", 500)
-    try:
+    async with FakeUpstream() as fake:
+        fake.fail("broken", 500)
         yield fake
-    finally:
-        await fake.stop()
 
 
 @pytest.fixture

@@ -56,14 +56,10 @@ def delta(before: dict[Sample, float], after: dict[Sample, float], name: str, **
 
 @pytest.fixture
 async def upstream() -> AsyncIterator[FakeUpstream]:
-    fake = FakeUpstream()
-    await fake.start()
-    fake.add_package("lodash", ["4.17.21"])
-    fake.fail("broken", 500)
-    try:
+    async with FakeUpstream() as fake:
+        fake.add_package("lodash", ["4.17.21"])
+        fake.fail("broken", 500)
         yield fake
-    finally:
-        await fake.stop()
 
 
 @pytest.fixture

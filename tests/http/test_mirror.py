@@ -24,14 +24,10 @@ from .users import add_user, bearer
 
 @pytest.fixture
 async def upstream() -> AsyncIterator[FakeUpstream]:
-    fake = FakeUpstream()
-    await fake.start()
-    fake.add_package("lodash", ["4.17.20", "4.17.21"])
-    fake.add_package("@types/node", ["20.0.0"])
-    try:
+    async with FakeUpstream() as fake:
+        fake.add_package("lodash", ["4.17.20", "4.17.21"])
+        fake.add_package("@types/node", ["20.0.0"])
         yield fake
-    finally:
-        await fake.stop()
 
 
 def mirror_config(upstream: FakeUpstream, **uplink: Any) -> dict[str, Any]:
@@ -293,9 +289,7 @@ async def test_via_is_sent_upstream_and_a_loop_is_not_followed(client: TestClien
 
 
 async def test_private_uplink_gets_its_auth_header_under_a_path_prefix(make_client: MakeClient) -> None:
-    fake = FakeUpstream(prefix="/artifactory/api/npm/npm-remote")
-    await fake.start()
-    try:
+    async with FakeUpstream(prefix="/artifactory/api/npm/npm-remote") as fake:
         fake.add_package("secret-lib", ["1.0.0"])
         fake.require_auth("Bearer up-token")
         config = mirror_config(fake, auth={"type": "bearer", "token": "up-token"})
@@ -304,8 +298,6 @@ async def test_private_uplink_gets_its_auth_header_under_a_path_prefix(make_clie
         status, body = await get_tarball(client, "/secret-lib/-/secret-lib-1.0.0.tgz")
         assert status == 200 and body == fake.tarball_bytes("secret-lib", "1.0.0")
         assert all(r.headers.get("Authorization") == "Bearer up-token" for r in fake.requests)
-    finally:
-        await fake.stop()
 
 
 async def test_a_stalled_upstream_times_out_instead_of_hanging(make_client: MakeClient, upstream: FakeUpstream) -> None:

@@ -33,13 +33,9 @@ def add_policy_packages(fake: FakeUpstream) -> None:
 
 @pytest.fixture
 async def upstream() -> AsyncIterator[FakeUpstream]:
-    fake = FakeUpstream()
-    await fake.start()
-    add_policy_packages(fake)
-    try:
+    async with FakeUpstream() as fake:
+        add_policy_packages(fake)
         yield fake
-    finally:
-        await fake.stop()
 
 
 async def client_with_admin(

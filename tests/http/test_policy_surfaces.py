@@ -38,14 +38,10 @@ POLICY = {"**": {"min_age": "3d", "block": [{"package": "chalk", "reason": "typo
 
 @pytest.fixture
 async def upstream() -> AsyncIterator[FakeUpstream]:
-    fake = FakeUpstream()
-    await fake.start()
-    add_policy_packages(fake)
-    fake.add_package("chalk-fork", ["1.0.0"])
-    try:
+    async with FakeUpstream() as fake:
+        add_policy_packages(fake)
+        fake.add_package("chalk-fork", ["1.0.0"])
         yield fake
-    finally:
-        await fake.stop()
 
 
 @pytest.fixture

@@ -30,13 +30,9 @@ LEVEL_2 = ["tree-mod-2", "tree-mod-3", "tree-mod-4", "tree-mod-5", "tree-leaf"]
 
 @pytest.fixture
 async def upstream() -> AsyncIterator[FakeUpstream]:
-    fake = FakeUpstream()
-    await fake.start()
-    fake.add_tree("tree", 12)
-    try:
+    async with FakeUpstream() as fake:
+        fake.add_tree("tree", 12)
         yield fake
-    finally:
-        await fake.stop()
 
 
 def config(upstream: FakeUpstream, **uplink: Any) -> dict[str, Any]:

@@ -45,12 +45,9 @@ pacote.manifest(spec, {registry, verifySignatures: true,
 async def upstream() -> AsyncIterator[FakeUpstream]:
     fake = FakeUpstream()
     fake.sign_releases()
-    await fake.start()
-    fake.add_package("upstream-signed", ["2.0.0"])
-    try:
+    async with fake:
+        fake.add_package("upstream-signed", ["2.0.0"])
         yield fake
-    finally:
-        await fake.stop()
 
 
 @pytest.fixture

@@ -25,14 +25,10 @@ STALL_CONFIG = {"timeout": "1s", "fail_timeout": "1s", "max_fails": 2, "maxage":
 
 @pytest.fixture
 async def stalling() -> AsyncIterator[FakeUpstream]:
-    fake = FakeUpstream()
-    await fake.start()
-    for name in [*NAMES, "cached"]:
-        fake.add_package(name, ["1.0.0"])
-    try:
+    async with FakeUpstream() as fake:
+        for name in [*NAMES, "cached"]:
+            fake.add_package(name, ["1.0.0"])
         yield fake
-    finally:
-        await fake.stop()
 
 
 async def stalled_client(make_client: MakeClient, upstream: FakeUpstream) -> TestClient:
