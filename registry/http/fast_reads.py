@@ -84,6 +84,13 @@ class Remembered:
     generation: int = 0  # the policy's, for a tarball
 
 
+def etag_matches(if_none_match: str | None, etag: str) -> bool:
+    """Whether an If-None-Match header names `etag` (the 304 of every held answer)."""
+    if not if_none_match:
+        return False
+    return etag in {tag.strip() for tag in if_none_match.split(",")}
+
+
 def request_key(request: web.BaseRequest) -> tuple[str | None, ...] | None:
     """What an anonymous GET's answer depends on: the path as sent, the variant (Accept),
     the encoding, and the base URL of tarball links (Host, X-Forwarded-*). None when the
@@ -205,7 +212,7 @@ class FastReads:
         if_none_match = headers.get("If-None-Match")
         if if_none_match is None:
             response = web.Response(body=entry.body, headers=entry.headers)
-        elif entry.etag in {tag.strip() for tag in if_none_match.split(",")}:
+        elif etag_matches(if_none_match, entry.etag):
             response = web.Response(status=304, headers=[h for h in entry.headers if h[0] not in BODY_HEADERS])
         else:
             return None  # the app answers (a 200, or its own judgement of the tags)

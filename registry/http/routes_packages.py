@@ -34,7 +34,7 @@ from registry.http import routes_changes as changes
 from registry.http.access import authorize, rule_of
 from registry.http.appkeys import CONFIG, MIRROR, PACKAGES
 from registry.http.bodies import read_object
-from registry.http.fast_reads import FAST_READS
+from registry.http.fast_reads import FAST_READS, etag_matches
 from registry.http.routes_publish import publish_package
 from registry.http.routes_tarballs import get_tarball
 from registry.http.urls import base_url, is_readable_name, split_package_path
@@ -116,8 +116,7 @@ class FileBody(web.StreamResponse):
 def bytes_response(request: web.Request, rendered: Rendered, content_type: str) -> web.StreamResponse:
     """The pre-built bytes (gzip when accepted), or a 304: no JSON work here."""
     headers = {"ETag": rendered.etag, "Vary": "Accept, Accept-Encoding", "Cache-Control": "no-cache"}
-    if_none_match = request.headers.get("If-None-Match")
-    if if_none_match and rendered.etag in {tag.strip() for tag in if_none_match.split(",")}:
+    if etag_matches(request.headers.get("If-None-Match"), rendered.etag):
         return web.Response(status=304, headers=headers)
     # Content-Type as a plain header: cheaper than aiohttp's content_type setter.
     headers["Content-Type"] = content_type

@@ -23,7 +23,7 @@ from registry.domain.tarballs import (
 )
 from registry.http.access import authorize
 from registry.http.appkeys import MIRROR, PACKAGES
-from registry.http.fast_reads import FAST_READS
+from registry.http.fast_reads import FAST_READS, etag_matches
 from registry.http.usage import note_access
 from storage.base import TarballReader
 from uplinks.base import UplinkError
@@ -69,7 +69,7 @@ async def tarball_response(
 
 def bytes_response(request: web.Request, body: bytes, etag: str) -> web.Response:
     headers = {"ETag": etag, **TARBALL_HEADERS}
-    if etag in request.headers.get("If-None-Match", ""):
+    if etag_matches(request.headers.get("If-None-Match"), etag):
         return web.Response(status=304, headers=headers)
     headers["Content-Type"] = "application/octet-stream"
     return web.Response(body=body, headers=headers)
@@ -79,7 +79,7 @@ async def stored_stream_response(request: web.Request, answer: StoredStream) -> 
     reader = answer.reader
     async with reader:
         headers = {"ETag": reader.etag, **TARBALL_HEADERS}
-        if reader.etag in request.headers.get("If-None-Match", ""):
+        if etag_matches(request.headers.get("If-None-Match"), reader.etag):
             return web.Response(status=304, headers=headers)
         return await stream_reader(request, reader, headers)
 
